@@ -1,0 +1,129 @@
+"""The adapter contract: normalize inbound to `Event`, render `Reply` outbound.
+
+An adapter is a thin translator. Platform details (payload shapes, markdown dialect, rate limits,
+message length) stay inside it; the rest of Switchboard only sees `Event` and `Reply`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from bot.events import Reply, ReplyKind
+
+if TYPE_CHECKING:
+    from bot.bus import Bus
+    from bot.server import HttpServer
+
+log = logging.getLogger("switchboard.adapters")
+
+
+class Capability(StrEnum):
+    BUTTONS = "buttons"
+    EDIT = "edit"  # can edit a sent message (streaming)
+    THREADS = "threads"
+    FILES = "files"
+    REACTIONS = "reactions"
+    EPHEMERAL = "ephemeral"
+    MARKDOWN = "markdown"
+
+
+@dataclass(slots=True)
+class AdapterStatus:
+    name: str
+    live: bool
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class AdapterContext:
+    """What the composition root hands an adapter at start."""
+
+    bus: Bus
+    server: HttpServer | None = None
+    command_prefix: str = "/sb"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Adapter(abc.ABC):
+    """One channel. Subclasses implement `start`, `send` and `stop`."""
+
+    name: str = ""
+    capabilities: frozenset[Capability] = frozenset()
+    # Longest text one platform message may carry; longer replies are split.
+    max_message_chars: int = 4000
+
+    @abc.abstractmethod
+    async def start(self, context: AdapterContext) -> None:
+        """Connect to the platform (or mount webhooks) and begin publishing events."""
+
+    @abc.abstractmethod
+    async def send(self, reply: Reply) -> str:
+        """Render one reply on the platform; return the platform id of the (first) message sent."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Disconnect. Must be safe to call twice."""
+
+    async def deliver_forever(self, bus: Bus) -> None:
+        """Pump replies addressed to this adapter from the bus to `send`, never dying on one."""
+        async for reply in bus.replies(self.name):
+            if reply.kind is ReplyKind.TURN_END and not self.wants_turn_end:
+                continue
+            try:
+                await self.send(reply)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reply could not be delivered", extra={"adapter": self.name, "reply_id": reply.id})
+
+    # Request/response channels (web API, console) need to know when a turn is over.
+    wants_turn_end: bool = False
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split text into chunks of at most `limit` characters, preferring paragraph, line, then word
+    boundaries, and never splitting inside a fenced code block when a boundary outside exists."""
+    if len(text) <= limit:
+        return [text]
+    chunks: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = -1
+        for sep in ("\n\n", "\n", " "):
+            pos = window.rfind(sep)
+            if pos > limit // 3:
+                cut = pos + len(sep)
+                break
+        if cut <= 0:
+            cut = limit
+        piece = rest[:cut]
+        # Keep fenced code balanced: close the fence in this chunk and reopen it in the next.
+        if piece.count("```") % 2 == 1:
+            if len(piece) + 4 > limit:
+                piece = piece[: limit - 4]
+                cut = len(piece)
+            chunks.append(piece.rstrip("\n") + "\n```")
+            rest = "```\n" + rest[cut:]
+        else:
+            chunks.append(piece.rstrip())
+            rest = rest[cut:].lstrip("\n") if rest[cut:].startswith("\n") else rest[cut:]
+    if rest.strip():
+        chunks.append(rest)
+    return chunks
+
+
+def buttons_as_text(reply: Reply) -> str:
+    """Degrade buttons to a numbered list for channels without buttons: the person answers with
+    the number or the label, which the adapter maps back to the button's value."""
+    if not reply.buttons:
+        return reply.text
+    lines = [reply.text.rstrip(), ""] if reply.text else []
+    lines += [f"{i}. {b.label}" for i, b in enumerate(reply.buttons, start=1)]
+    lines.append("Reply with a number to choose.")
+    return "\n".join(lines)
