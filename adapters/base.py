@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,10 @@ class AdapterContext:
     server: HttpServer | None = None
     command_prefix: str = "/sb"
     options: dict[str, Any] = field(default_factory=dict)
+    # The active flows as [{name, description, example}] (web API model list, help texts).
+    catalog: Callable[[], list[dict[str, Any]]] = field(default=lambda: [])
+    # Largest inbound message (bytes) an adapter accepts; larger ones are refused with a clear error.
+    max_message_bytes: int = 64 * 1024
 
 
 class Adapter(abc.ABC):

@@ -189,6 +189,18 @@ class RunStore:
             ).fetchone()
             return _run(row) if row else None
 
+    async def waiting_in(self, conversation: str) -> RunRecord | None:
+        """The newest run of a conversation parked on the person's answer (ask / approval)."""
+        async with self._pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE conversation = %s AND status = 'waiting' "
+                    "ORDER BY updated_at DESC LIMIT 1",
+                    (conversation,),
+                )
+            ).fetchone()
+            return _run(row) if row else None
+
     async def recent(self, limit: int = 20, *, conversation: str | None = None) -> list[RunRecord]:
         async with self._pool.connection() as conn:
             cur = await conn.execute(

@@ -68,6 +68,7 @@ CREATE TABLE runs (
 CREATE INDEX runs_event ON runs (event_id);
 CREATE INDEX runs_unfinished ON runs (updated_at) WHERE status IN ('running', 'interrupted');
 CREATE INDEX runs_conversation ON runs (conversation, started_at DESC);
+CREATE INDEX runs_waiting ON runs (conversation, updated_at DESC) WHERE status = 'waiting';
 
 -- One row per node execution, written as the run goes.
 CREATE TABLE run_steps (
