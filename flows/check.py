@@ -83,7 +83,7 @@ def check_flow(spec: FlowSpec, nodes: dict[str, Node[Any]]) -> list[SourceError]
             unknown = sorted(names - known)
             if unknown:
                 problems.append(err(node_spec.id, top_key, f"{key}: unknown name(s) {', '.join(unknown)} "
-                                    "(use a node id, or event, person, vars, flow, run, models, bot, now, answer)"))
+                                    "(use a node id, or event, person, vars, flow, run, models, bot, now, human_input)"))
     return problems
 
 

@@ -82,7 +82,7 @@ class RunContext:
             bot={"name": self.services.config.bot.name, "prefix": self.services.config.bot.command_prefix},
             catalog=self._catalog_for_person(),
             now=datetime.now(UTC).isoformat(timespec="seconds"),
-            answer=(
+            human_input=(
                 {"text": self.answer.text, "action": self.answer.meta.get("action", ""), "kind": str(self.answer.kind)}
                 if self.answer
                 else None

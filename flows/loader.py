@@ -129,7 +129,7 @@ def _node(raw: Any, path: tuple[Any, ...], doc: SourceDoc, problems: list[Source
     if not isinstance(node_id, str) or not valid_node_id(node_id):
         problems.append(
             doc.error((*path, "id"), f"node id {node_id!r} must be an identifier (letters, digits, _) and not a "
-                      "reserved name (event, person, vars, flow, run, models, bot, catalog, now, end, answer)")
+                      "reserved name (event, person, vars, flow, run, models, bot, catalog, now, end, human_input)")
         )
         ok = False
     if not isinstance(kind, str):

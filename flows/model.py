@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 END = "end"  # `next: end` finishes the run
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RESERVED_IDS = frozenset({"event", "person", "vars", "flow", "run", "models", "bot", "catalog", "now", END, "answer"})
+RESERVED_IDS = frozenset({"event", "person", "vars", "flow", "run", "models", "bot", "catalog", "now", END, "human_input"})
 
 
 class _Strict(BaseModel):

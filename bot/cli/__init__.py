@@ -18,7 +18,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 _GROUPS = (
     "bot.cli.run",
     "bot.cli.talk",
-    "bot.cli.admin",
+    "bot.cli.config",
+    "bot.cli.db",
+    "bot.cli.flows",
 )
 
 
