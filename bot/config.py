@@ -94,6 +94,35 @@ class LoggingSection(_Section):
         return value.upper() if isinstance(value, str) else value
 
 
+class EmbeddingSection(_Section):
+    """`offline` (WordLlama, bundled, no network) or a litellm model string with its `dim`."""
+
+    model: str = "offline"
+    dim: int | None = Field(None, ge=1, le=2000)
+    api_base: str | None = None
+    api_key: str | None = None
+    batch_size: int = Field(128, ge=1)
+    # Send `dimensions=dim` to the provider (OpenAI text-embedding-3 models can shorten vectors).
+    send_dimensions: bool = False
+
+
+class KnowledgeSection(_Section):
+    embedding: EmbeddingSection = Field(default_factory=EmbeddingSection)
+    chunk_size: int = Field(1500, ge=200, le=20000)  # characters
+    chunk_overlap: int = Field(150, ge=0, le=5000)
+    # Folders `/sb kb ingest` may read from chat (the CLI may read anything its user can).
+    allowed_roots: list[str] = Field(default_factory=list)
+
+
+class MemorySection(_Section):
+    # Seconds a `/sb link` code stays valid.
+    link_code_ttl: float = Field(600.0, gt=0)
+    # Memories recalled into a prompt when an llm node asks for memory without a number.
+    recall: int = Field(5, ge=0, le=50)
+    # Tokens of conversation history an llm node gets before older turns are summarised.
+    history_tokens: int = Field(3000, ge=100)
+
+
 class Config(_Section):
     bot: BotSection = Field(default_factory=BotSection)
     data_dir: str = "./data"
@@ -103,6 +132,8 @@ class Config(_Section):
     llm: LLMSection = Field(default_factory=LLMSection)
     flows: FlowsSection = Field(default_factory=FlowsSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
+    knowledge: KnowledgeSection = Field(default_factory=KnowledgeSection)
+    memory: MemorySection = Field(default_factory=MemorySection)
     # Per-adapter options; each adapter validates its own section.
     adapters: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
