@@ -1,0 +1,380 @@
+"""The LLM layer, through the real litellm code path, against a local fake OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import LLMSection, ModelAlias
+from bot.llm import LLM, NOT_CONFIGURED_MESSAGE, LLMError, LLMTimeout, ModelNotConfigured
+from tests.fakes.openai import Error, FakeOpenAI, Hang, Text, ToolCalls
+
+ALIAS_KEY = "sk-alias-0123456789abcdef"
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fake(fake: FakeOpenAI) -> None:
+    fake.reset()
+
+
+def make_llm(fake: FakeOpenAI, **aliases: ModelAlias) -> LLM:
+    models = {
+        "fake": ModelAlias(model="openai/fake-model", api_base=fake.base_url, api_key=ALIAS_KEY, max_retries=1),
+        **aliases,
+    }
+    # Tiny backoff so retry tests take milliseconds; the policy itself is what is under test.
+    return LLM(LLMSection(default="fake", timeout=10, max_retries=2, models=models), backoff_base=0.01)
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "system", "content": "You are terse."}, {"role": "user", "content": text}]
+
+
+# ---------------------------------------------------------------- plain, streamed, tool calls
+
+
+async def test_plain_completion_goes_through_litellm_to_the_configured_endpoint(fake: FakeOpenAI) -> None:
+    llm = make_llm(fake)
+
+    answer = await llm.complete(user("hello there"), temperature=0.2, max_tokens=50)
+
+    assert answer.text == "echo: hello there"
+    assert answer.model == "openai/fake-model"
+    assert answer.requested == "fake"
+    assert answer.finish_reason == "stop"
+    assert answer.tool_calls == []
+    assert answer.attempts == 1
+    assert answer.latency_ms > 0
+    sent = fake.calls[-1]
+    assert sent.body["model"] == "fake-model"
+    assert sent.body["messages"][-1] == {"role": "user", "content": "hello there"}
+    assert sent.body["temperature"] == 0.2
+    assert sent.body["max_tokens"] == 50
+    assert sent.headers["authorization"] == f"Bearer {ALIAS_KEY}"
+
+
+async def test_streamed_text_arrives_piece_by_piece_in_order_and_reassembles(fake: FakeOpenAI) -> None:
+    llm = make_llm(fake)
+    fake.script(Text("one two three four five"))
+    pieces: list[str] = []
+
+    async def on_delta(piece: str) -> None:
+        pieces.append(piece)
+
+    answer = await llm.complete(user("count"), on_delta=on_delta)
+
+    assert pieces == ["one ", "two ", "three ", "four ", "five"]
+    assert answer.text == "one two three four five"
+    assert fake.requests[-1]["stream"] is True
+    # The final usage chunk was asked for and counted.
+    assert fake.requests[-1]["stream_options"] == {"include_usage": True}
+    assert answer.usage.tokens_out == 5
+
+
+async def test_tool_calls_are_parsed_and_invalid_json_arguments_are_kept_raw(fake: FakeOpenAI) -> None:
+    llm = make_llm(fake)
+    tools = [{"type": "function", "function": {"name": "calculator", "parameters": {"type": "object"}}}]
+    fake.script(ToolCalls([("calculator", {"expression": "2+2"}), ("lookup", '{"q": "unterminated')]))
+
+    answer = await llm.complete(user("what is 2+2?"), tools=tools, tool_choice="auto")
+
+    assert answer.finish_reason == "tool_calls"
+    calc, lookup = answer.tool_calls
+    assert (calc.name, calc.arguments, calc.valid) == ("calculator", {"expression": "2+2"}, True)
+    assert calc.id.startswith("call_")
+    assert (lookup.name, lookup.arguments, lookup.raw_arguments) == ("lookup", {}, '{"q": "unterminated')
+    assert not lookup.valid
+    assert fake.requests[-1]["tools"] == tools
+    assert fake.requests[-1]["tool_choice"] == "auto"
+    # The assistant turn can go straight back into the history for the tool results.
+    assert answer.as_message()["tool_calls"][0]["function"] == {"name": "calculator", "arguments": calc.raw_arguments}
+
+
+async def test_streamed_tool_calls_are_reassembled_from_fragments(fake: FakeOpenAI) -> None:
+    llm = make_llm(fake)
+    fake.script(ToolCalls([("calculator", {"expression": "12*(3+4)"}), ("clock", {})], text="Let me check."))
+    pieces: list[str] = []
+
+    async def on_delta(piece: str) -> None:
+        pieces.append(piece)
+
+    answer = await llm.complete(user("compute"), tools=[], on_delta=on_delta)
+
+    assert "".join(pieces) == "Let me check." == answer.text
+    assert [(c.name, c.arguments) for c in answer.tool_calls] == [
+        ("calculator", {"expression": "12*(3+4)"}),
+        ("clock", {}),
+    ]
+    assert answer.finish_reason == "tool_calls"
+
+
+# ---------------------------------------------------------------- retries, fallbacks, timeouts
+
+
+async def test_a_429_is_retried_after_the_retry_after_delay_then_succeeds(fake: FakeOpenAI) -> None:
+    llm = make_llm(fake)
+    fake.script(Error(status=429, retry_after=0.3), Text("after the pause"))
+
+    started = time.monotonic()
+    answer = await llm.complete(user("hi"))
+
+    assert answer.text == "after the pause"
+    assert time.monotonic() - started >= 0.3
+    assert answer.attempts == 2
+    # litellm and the openai SDK did not retry on their own: exactly our two attempts reached the server.
+    assert len(fake.requests) == 2
+
+
+async def test_a_500_is_retried_then_the_fallback_alias_answers(fake: FakeOpenAI) -> None:
+    llm = make_llm(
+        fake,
+        primary=ModelAlias(
+            model="openai/primary-model", api_base=fake.base_url, api_key=ALIAS_KEY, max_retries=1, fallbacks=["fake"]
+        ),
+    )
+    fake.script(Error(status=500), Error(status=503), Text("from the fallback"))
+
+    answer = await llm.complete(user("hi"), model="primary")
+
+    assert answer.text == "from the fallback"
+    assert answer.model == "openai/fake-model"
+    assert (answer.attempts, answer.fallbacks_used, answer.requested) == (3, 1, "primary")
+    assert [r["model"] for r in fake.requests] == ["primary-model", "primary-model", "fake-model"]
+    usage = llm.usage_today()
+    assert usage["openai/primary-model"]["failures"] == 1
+    assert usage["openai/primary-model"]["attempts"] == 2
+    assert usage["openai/fake-model"]["calls"] == 1
+
+
+async def test_when_every_model_fails_the_error_names_them_and_is_retryable(fake: FakeOpenAI) -> None:
+    llm = make_llm(
+        fake,
+        primary=ModelAlias(
+            model="openai/primary-model", api_base=fake.base_url, api_key=ALIAS_KEY, max_retries=0, fallbacks=["fake"]
+        ),
+    )
+    fake.script(*[Error(status=502)] * 3)
+
+    with pytest.raises(LLMError) as caught:
+        await llm.complete(user("hi"), model="primary")
+
+    error = caught.value
+    assert error.retryable and error.status == 502
+    assert error.model == "openai/fake-model"
+    assert "openai/primary-model" in str(error)
+    assert error.attempts == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "code"),
+    [
+        (400, "This model's maximum context length is 8192 tokens.", "context_length_exceeded"),
+        (401, f"Incorrect API key provided: {ALIAS_KEY}.", "invalid_api_key"),
+        (404, "The model `nope` does not exist.", "model_not_found"),
+    ],
+)
+async def test_non_retryable_errors_fail_at_once_without_fallbacks_or_secrets(
+    fake: FakeOpenAI, status: int, message: str, code: str
+) -> None:
+    llm = make_llm(
+        fake,
+        primary=ModelAlias(model="openai/primary-model", api_base=fake.base_url, api_key=ALIAS_KEY, fallbacks=["fake"]),
+    )
+    fake.script(Error(status=status, message=message, code=code))
+
+    with pytest.raises(LLMError) as caught:
+        await llm.complete(user("hi"), model="primary")
+
+    assert caught.value.status == status
+    assert not caught.value.retryable
+    assert ALIAS_KEY not in str(caught.value)
+    assert str(caught.value).startswith("openai/primary-model: ")
+    assert len(fake.requests) == 1
+
+
+async def test_a_hanging_model_raises_llm_timeout_within_the_alias_timeout(fake: FakeOpenAI) -> None:
+    llm = make_llm(
+        fake,
+        slow=ModelAlias(
+            model="openai/slow-model", api_base=fake.base_url, api_key=ALIAS_KEY, timeout=0.4, max_retries=0
+        ),
+    )
+    fake.script(Hang(30))
+
+    started = time.monotonic()
+    with pytest.raises(LLMTimeout) as caught:
+        await llm.complete(user("hi"), model="slow")
+
+    assert time.monotonic() - started < 2.0
+    assert caught.value.retryable
+    assert "0.4 s" in str(caught.value)
+
+
+async def test_the_timeout_argument_overrides_the_alias_timeout_and_bounds_a_stream(fake: FakeOpenAI) -> None:
+    llm = make_llm(
+        fake,
+        slow=ModelAlias(
+            model="openai/slow-model", api_base=fake.base_url, api_key=ALIAS_KEY, timeout=30, max_retries=0
+        ),
+    )
+    fake.script(Hang(30))
+
+    async def on_delta(piece: str) -> None:  # never called: nothing arrives
+        raise AssertionError(piece)
+
+    with pytest.raises(LLMTimeout):
+        await asyncio.wait_for(llm.complete(user("hi"), model="slow", timeout=0.3, on_delta=on_delta), 5)
+
+
+async def test_a_failing_delta_consumer_is_not_retried_and_its_error_propagates(fake: FakeOpenAI) -> None:
+    llm = make_llm(fake)
+
+    async def on_delta(piece: str) -> None:
+        raise ConnectionResetError("browser went away")
+
+    with pytest.raises(ConnectionResetError, match="browser went away"):
+        await llm.complete(user("hello"), on_delta=on_delta)
+    assert len(fake.requests) == 1
+
+
+# ---------------------------------------------------------------- configuration and accounting
+
+
+async def test_with_no_model_configured_the_error_says_how_to_set_one() -> None:
+    llm = LLM(LLMSection())
+
+    assert llm.default_model == ""
+    assert not llm.configured()
+    assert llm.describe() == "no model configured"
+    with pytest.raises(ModelNotConfigured) as caught:
+        await llm.complete(user("hi"))
+    assert str(caught.value) == NOT_CONFIGURED_MESSAGE
+    assert "SWITCHBOARD_MODEL=openai/gpt-4o-mini" in str(caught.value)
+    assert "llm.default in config/switchboard.yaml" in str(caught.value)
+
+
+async def test_aliases_carry_their_own_endpoint_and_key_and_describe_never_shows_the_key(fake: FakeOpenAI) -> None:
+    llm = make_llm(
+        fake,
+        other=ModelAlias(model="openai/other-model", api_base=fake.base_url, api_key="sk-other-key-987654321"),
+    )
+
+    assert llm.configured("other") and llm.configured("fake")
+    assert llm.describe("other") == f"openai/other-model via {fake.base_url}"
+    assert "sk-" not in llm.describe("other")
+    await llm.complete(user("hi"), model="other")
+    assert fake.calls[-1].headers["authorization"] == "Bearer sk-other-key-987654321"
+    assert fake.requests[-1]["model"] == "other-model"
+
+
+async def test_alias_params_are_sent_and_explicit_arguments_win(fake: FakeOpenAI) -> None:
+    llm = make_llm(
+        fake,
+        tuned=ModelAlias(
+            model="openai/tuned-model",
+            api_base=fake.base_url,
+            api_key=ALIAS_KEY,
+            params={"temperature": 0.9, "top_p": 0.5, "seed": 7},
+        ),
+    )
+
+    await llm.complete(user("hi"), model="tuned", temperature=0.1)
+
+    body = fake.requests[-1]
+    assert (body["temperature"], body["top_p"], body["seed"]) == (0.1, 0.5, 7)
+
+
+async def test_a_raw_model_string_uses_the_providers_environment_variables(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_BASE", fake.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment-42")
+    llm = LLM(LLMSection(default="openai/env-model"))
+
+    assert llm.default_model == "openai/env-model"
+    assert llm.describe() == f"openai/env-model via {fake.base_url}"
+    answer = await llm.complete(user("from env"))
+
+    assert answer.text == "echo: from env"
+    assert fake.calls[-1].headers["authorization"] == "Bearer sk-from-the-environment-42"
+
+
+async def test_tokens_and_cost_are_accounted_per_call_and_per_model_today(fake: FakeOpenAI) -> None:
+    import litellm
+
+    llm = make_llm(
+        fake,
+        priced=ModelAlias(model="openai/gpt-4o-mini", api_base=fake.base_url, api_key=ALIAS_KEY),
+        custom=ModelAlias(
+            model="openai/house-model",
+            api_base=fake.base_url,
+            api_key=ALIAS_KEY,
+            params={"input_cost_per_token": 0.001, "output_cost_per_token": 0.002},
+        ),
+    )
+
+    known = await llm.complete(user("what does it cost"), model="priced")
+    unknown = await llm.complete(user("and this"), model="fake")
+    custom = await llm.complete(user("and ours"), model="custom")
+
+    prices = litellm.model_cost["gpt-4o-mini"]
+    assert known.usage.tokens_in > 0 and known.usage.tokens_out > 0
+    price_in, price_out = prices["input_cost_per_token"], prices["output_cost_per_token"]
+    assert known.usage.cost == pytest.approx(known.usage.tokens_in * price_in + known.usage.tokens_out * price_out)
+    assert unknown.usage.cost == 0.0  # not in litellm's price map: zero, never an error
+    assert custom.usage.cost == pytest.approx(custom.usage.tokens_in * 0.001 + custom.usage.tokens_out * 0.002)
+    assert "input_cost_per_token" not in fake.requests[-1]
+    today = llm.usage_today()
+    assert today["openai/gpt-4o-mini"] == {
+        "calls": 1,
+        "failures": 0,
+        "attempts": 1,
+        "tokens_in": known.usage.tokens_in,
+        "tokens_out": known.usage.tokens_out,
+        "cost": pytest.approx(known.usage.cost),
+    }
+    assert today["openai/fake-model"]["calls"] == 1
+
+
+async def test_many_concurrent_calls_each_get_their_own_answer(fake: FakeOpenAI) -> None:
+    llm = make_llm(fake)
+    fake.respond_with(lambda request: Text(f"re: {request['messages'][-1]['content']}", delay=0.2))
+
+    answers = await asyncio.gather(*(llm.complete(user(f"message {i}")) for i in range(100)))
+
+    assert [a.text for a in answers] == [f"re: message {i}" for i in range(100)]
+
+
+async def test_a_missing_api_key_is_a_clear_configuration_error(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    llm = make_llm(fake, keyless=ModelAlias(model="openai/keyless", api_base=fake.base_url, fallbacks=["fake"]))
+
+    with pytest.raises(LLMError) as caught:
+        await llm.complete(user("hi"), model="keyless")
+
+    assert not caught.value.retryable
+    assert "set OPENAI_API_KEY" in str(caught.value)
+    assert fake.requests == []
+
+
+def test_importing_bot_llm_does_not_import_litellm() -> None:
+    code = "import sys, bot.llm; print('litellm' in sys.modules, 'openai' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
