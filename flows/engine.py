@@ -103,14 +103,14 @@ class Engine:
                     raise RunLimitExceeded(node_id, f"the run reached its time limit of {max_seconds:g} s")
                 node = flow.nodes[node_id]
                 seq += 1
-                result, step = await self._execute(node, ctx, remaining)
+                result, step, cause = await self._execute(node, ctx, remaining)
                 ctx.values[node.id] = result.outputs
                 if step.status is StepStatus.FAILED and node.spec.on_error is None:
                     await runs.record_step(
                         ctx.run_id, seq, step, next_node=node_id, state=_state(ctx, seq - 1, node_id),
                         finish=RunStatus.FAILED, error=f"{node_id}: {step.error}",
                     )
-                    raise RunFailed(node_id, step.error, getattr(step, "_cause", None))
+                    raise RunFailed(node_id, step.error, cause)
                 next_id = flow.next_of(node.spec, result)
                 if result.wait:
                     state = _state(ctx, seq, node_id)
@@ -135,7 +135,9 @@ class Engine:
             await asyncio.shield(runs.finish(ctx.run_id, RunStatus.INTERRUPTED))
             raise
 
-    async def _execute(self, node: Node[Any], ctx: RunContext, remaining: float) -> tuple[NodeResult, StepRecord]:
+    async def _execute(
+        self, node: Node[Any], ctx: RunContext, remaining: float
+    ) -> tuple[NodeResult, StepRecord, BaseException | None]:
         spec = node.spec
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
@@ -155,8 +157,7 @@ class Engine:
             except Exception as exc:
                 error, cause = _describe(exc), exc
             else:
-                step = _step(spec, StepStatus.SUCCEEDED, started_at, t0, attempts, result)
-                return result, step
+                return result, _step(spec, StepStatus.SUCCEEDED, started_at, t0, attempts, result), None
             if attempts >= spec.retry.max_attempts:
                 break
             log.info("node failed, retrying", extra={"run_id": ctx.run_id, "node": spec.id, "attempt": attempts,
@@ -167,14 +168,12 @@ class Engine:
         policy = spec.on_error
         if policy is not None and policy.action is ErrorAction.DEFAULT:
             result = NodeResult(outputs={**(policy.default or {}), "error": error})
-            return result, _step(spec, StepStatus.DEFAULTED, started_at, t0, attempts, result, error)
+            return result, _step(spec, StepStatus.DEFAULTED, started_at, t0, attempts, result, error), cause
         if policy is not None and policy.action is ErrorAction.BRANCH:
             result = NodeResult(outputs={"error": error}, next=policy.next)
-            return result, _step(spec, StepStatus.FAILED, started_at, t0, attempts, result, error)
+            return result, _step(spec, StepStatus.FAILED, started_at, t0, attempts, result, error), cause
         result = NodeResult(outputs={"error": error})
-        step = _step(spec, StepStatus.FAILED, started_at, t0, attempts, result, error)
-        step._cause = cause  # type: ignore[attr-defined]
-        return result, step
+        return result, _step(spec, StepStatus.FAILED, started_at, t0, attempts, result, error), cause
 
 
 def _step(
