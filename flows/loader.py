@@ -36,11 +36,19 @@ class FlowErrors(ValueError):
 
 
 def load_flow_file(path: Path) -> FlowSpec:
-    return parse_flow(load_yaml_file(path))
+    try:
+        doc = load_yaml_file(path)
+    except SourceError as exc:
+        raise FlowErrors([exc]) from None
+    return parse_flow(doc)
 
 
 def load_flow_text(text: str, file: str = "<flow>") -> FlowSpec:
-    return parse_flow(load_yaml(text, file))
+    try:
+        doc = load_yaml(text, file)
+    except SourceError as exc:
+        raise FlowErrors([exc]) from None
+    return parse_flow(doc)
 
 
 def flow_files(dirs: Iterable[Path]) -> list[Path]:
