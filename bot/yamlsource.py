@@ -84,6 +84,8 @@ def load_yaml(
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and "stream end" in (exc.problem or ""):
+            mark = exc.context_mark  # "unexpected end of file": point at what was left open
         line = mark.line + 1 if mark else None
         problem = exc.problem or "invalid YAML"
         raise SourceError(file, line, (), f"invalid YAML: {problem}") from None
