@@ -18,10 +18,16 @@ HARNESSES = sorted(p.stem.removeprefix("harness_") for p in Path(__file__).paren
 
 
 @pytest.fixture(params=HARNESSES)
-async def harness(request: pytest.FixtureRequest) -> PlatformHarness:
-    h: PlatformHarness = request.getfixturevalue(f"{request.param}_harness")
-    await h.reset()
-    return h
+def started_harness(request: pytest.FixtureRequest) -> PlatformHarness:
+    # Sync on purpose: an async fixture's setup cannot start another async fixture
+    # (`getfixturevalue` would need the loop that is already running it).
+    return request.getfixturevalue(f"{request.param}_harness")
+
+
+@pytest.fixture
+async def harness(started_harness: PlatformHarness) -> PlatformHarness:
+    await started_harness.reset()
+    return started_harness
 
 
 async def _events(h: PlatformHarness, count: int, timeout: float = 10.0) -> list[Event]:

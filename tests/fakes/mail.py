@@ -1,0 +1,238 @@
+"""Real mail servers on loopback for the email adapter: SMTP (aiosmtpd) and IMAP (aioimaplib's server).
+
+Both speak the real protocols over TCP on 127.0.0.1 with OS-assigned ports, so aiosmtplib's and
+aioimaplib's real client code runs. They are pure Python and start in milliseconds, which is why
+they are used instead of Debian's postfix/dovecot (see docs/adapters/email.md).
+
+aioimaplib ships its IMAP test server for its own tests; `ImapServer` below tightens it where our
+adapter's correctness depends on server behaviour: LOGIN checks the password, `SEARCH UNSEEN`
+works, and new-mail pushes go to the newest session of a user (so reconnects keep receiving IDLE
+notifications). Flags, IDLE, UID FETCH/STORE are the test server's own.
+
+    smtp = await SmtpSink.start(username="bot@example.com", password="s3cret")
+    smtp.defer_next(1)            # the next DATA is answered "451 try again later"
+    imap = await ImapServer.start({"bot@example.com": "imap-secret"})
+    uid = imap.deliver("bot@example.com", raw_bytes)
+    imap.flags("bot@example.com", uid)   # ['\\Seen'] once the adapter accepted it
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import time
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from typing import Any, ClassVar
+
+from aioimaplib.imap_testing_server import CAPABILITIES, IDLE, ImapProtocol, Mail, ServerState
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+# -- SMTP -----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ReceivedMail:
+    sender: str
+    recipients: list[str]
+    raw: bytes
+    message: EmailMessage = field(repr=False)
+
+    @property
+    def text(self) -> str:
+        body = self.message.get_body(preferencelist=("plain",))
+        # Mail travels with CRLF line ends; compare text as a reader sees it.
+        return body.get_content().replace("\r\n", "\n").rstrip("\n") if body is not None else ""
+
+    @property
+    def html(self) -> str:
+        body = self.message.get_body(preferencelist=("html",))
+        return body.get_content().replace("\r\n", "\n") if body is not None else ""
+
+
+class _SinkHandler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self._sink = sink
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._sink._deferrals > 0:
+            self._sink._deferrals -= 1
+            self._sink.deferred += 1
+            return "451 4.7.1 Rate limited, try again later"
+        raw = envelope.original_content or b""
+        message = email.message_from_bytes(raw, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self._sink.received.append(ReceivedMail(str(envelope.mail_from), list(envelope.rcpt_tos), raw, message))
+        self._sink.arrived.set()
+        return "250 2.0.0 OK queued"
+
+
+class SmtpSink:
+    """An SMTP server that requires AUTH (PLAIN/LOGIN, no TLS on loopback) and keeps what it gets."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self.password = password
+        self.received: list[ReceivedMail] = []
+        self.arrived = asyncio.Event()
+        self.deferred = 0
+        self.auth_failures = 0
+        self._deferrals = 0
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    @classmethod
+    async def start(cls, *, username: str, password: str) -> SmtpSink:
+        sink = cls(username, password)
+        loop = asyncio.get_running_loop()
+        handler = _SinkHandler(sink)
+        sink._server = await loop.create_server(
+            lambda: SMTP(
+                handler,
+                hostname="mail.test",
+                auth_required=True,
+                auth_require_tls=False,
+                authenticator=sink._authenticate,
+                loop=loop,
+            ),
+            "127.0.0.1",
+            0,
+        )
+        sink.port = sink._server.sockets[0].getsockname()[1]
+        return sink
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login.decode() == self.username
+            and data.password.decode() == self.password
+        )
+        if not ok:
+            self.auth_failures += 1
+        return AuthResult(success=ok, handled=False)
+
+    def defer_next(self, count: int = 1) -> None:
+        """Answer the next `count` messages with a temporary failure (451), as a throttling server does."""
+        self._deferrals = count
+
+    def clear(self) -> None:
+        self.received.clear()
+        self.arrived.clear()
+        self._deferrals = 0
+        self.deferred = 0
+
+    async def wait_for(self, count: int, within: float = 10.0) -> list[ReceivedMail]:
+        deadline = time.monotonic() + within
+        while len(self.received) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} mail(s), the SMTP server got {len(self.received)}")
+            await asyncio.sleep(0.02)
+        return list(self.received)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+# -- IMAP -----------------------------------------------------------------------------------------
+
+
+class _StrictImapProtocol(ImapProtocol):
+    accounts: ClassVar[dict[str, str]] = {}
+
+    def login(self, tag: str, *args: str) -> None:
+        user = args[0].strip('"') if args else ""
+        password = args[1] if len(args) > 1 else ""
+        if password.startswith('"') and password.endswith('"'):
+            password = password[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        if self.accounts.get(user) != password:
+            self.send_tagged_line(tag, "NO [AUTHENTICATIONFAILED] Authentication failed.")
+            return
+        # New mail is announced to the newest session (the stock server keeps the first one forever).
+        self.server_state.connections[user] = self
+        super().login(tag, user)
+
+    def search(self, tag: str, *args: str) -> None:
+        criteria = [a.upper() for a in args if a != "uid"]
+        if criteria != ["UNSEEN"]:
+            super().search(tag, *args)
+            return
+        by_uid = bool(args) and args[0] == "uid"
+        messages = self.server_state.get_mailbox_messages(self.user_login, self.user_mailbox) or []
+        found = [str(m.uid if by_uid else m.id) for m in messages if r"\Seen" not in m.flags]
+        self.send_untagged_line("SEARCH " + " ".join(found) if found else "SEARCH")
+        self.send_tagged_line(tag, "OK %sSEARCH completed" % ("UID " if by_uid else ""))
+
+
+class ImapServer:
+    """An IMAP server (IDLE by default) with accounts, mail delivery and flag inspection."""
+
+    def __init__(self, accounts: dict[str, str], *, idle: bool) -> None:
+        self.accounts = dict(accounts)
+        self._state = ServerState()
+        self._capabilities = CAPABILITIES if idle else CAPABILITIES.replace("IDLE ", "")
+        self.sessions: list[ImapProtocol] = []
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    @classmethod
+    async def start(cls, accounts: dict[str, str], *, idle: bool = True) -> ImapServer:
+        server = cls(accounts, idle=idle)
+        loop = asyncio.get_running_loop()
+        protocol_class = type("ImapSession", (_StrictImapProtocol,), {"accounts": server.accounts})
+
+        def new_session() -> ImapProtocol:
+            session = protocol_class(server._state, 0, server._capabilities, loop)
+            server.sessions.append(session)
+            return session
+
+        server._server = await loop.create_server(new_session, "127.0.0.1", 0)
+        server.port = server._server.sockets[0].getsockname()[1]
+        return server
+
+    def deliver(self, user: str, raw: bytes, mailbox: str = "INBOX") -> int:
+        """Drop a message into a user's mailbox, as an MTA would; returns its UID."""
+        mail = Mail(email.message_from_bytes(raw))
+        return self._state.imap_receive(user, mail, mailbox)
+
+    def messages(self, user: str, mailbox: str = "INBOX") -> list[Mail]:
+        return list(self._state.get_mailbox_messages(user, mailbox) or []) if user in self._state.mailboxes else []
+
+    def flags(self, user: str, uid: int, mailbox: str = "INBOX") -> list[str]:
+        for message in self.messages(user, mailbox):
+            if message.uid == uid:
+                return list(message.flags)
+        raise KeyError(f"no message with UID {uid} in {user}'s {mailbox}")
+
+    def live_session(self, user: str) -> ImapProtocol | None:
+        session = self._state.connections.get(user)
+        if session is None or session.transport is None or session.transport.is_closing():
+            return None
+        return session
+
+    async def wait_idle(self, user: str, within: float = 10.0) -> None:
+        """Wait until `user`'s newest session sits in IDLE: mail delivered now is pushed at once."""
+        deadline = time.monotonic() + within
+        while True:
+            session = self.live_session(user)
+            if session is not None and session.state == IDLE:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{user} never entered IDLE (state {getattr(session, 'state', None)})")
+            await asyncio.sleep(0.01)
+
+    def drop_connections(self) -> None:
+        """Cut every session, as a server restart or a dead NAT mapping would."""
+        for session in self.sessions:
+            if session.transport is not None:
+                session.transport.close()
+
+    async def stop(self) -> None:
+        self.drop_connections()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
