@@ -21,6 +21,7 @@ _GROUPS = (
     "bot.cli.config",
     "bot.cli.db",
     "bot.cli.flows",
+    "bot.cli.kb",
 )
 
 
