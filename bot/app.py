@@ -76,7 +76,7 @@ class App:
         for module_name in COMMAND_MODULES:
             module = _optional_module(module_name)
             if module is not None:
-                commands.add_handlers(*module.COMMANDS)
+                commands.add_handlers(*getattr(module, "COMMANDS", ()))
         registry = FlowRegistry(config.flow_dirs())
         registry.load()
         self.services = Services(store=self.store, llm=LLM(config.llm), bus=self.bus, config=config,
@@ -107,8 +107,9 @@ class App:
         for module_name in ("bot.memory.service", "bot.knowledge.service", "bot.tools.service",
                             "bot.scheduler.service"):
             module = _optional_module(module_name)
-            if module is not None:
-                await module.attach(services)
+            attach = getattr(module, "attach", None)
+            if attach is not None:
+                await attach(services)
 
     async def _start_adapters(self) -> None:
         assert self.bus is not None and self.services is not None
