@@ -22,9 +22,10 @@ from typing import Any
 
 from bot.config import LLMSection
 from bot.llm.accounting import UsageCounter
-from bot.llm.completion import Completion, Usage, parse_tool_calls
+from bot.llm.completion import Completion, ToolCall, Usage, parse_tool_calls
 from bot.llm.errors import LLMError, LLMTimeout, ModelNotConfigured, from_exception
 from bot.llm.models import ResolvedModel, chain, resolve
+from bot.llm.streaming import StreamAssembler
 
 log = logging.getLogger("bot.llm")
 
@@ -34,6 +35,8 @@ DeltaCallback = Callable[[str], Awaitable[None]]
 _COST_PARAMS = ("input_cost_per_token", "output_cost_per_token")
 
 _litellm: ModuleType | None = None
+# litellm model strings litellm has no price for (their cost is reported as 0.0).
+_UNPRICED: set[str] = set()
 _import_lock = threading.Lock()
 
 
@@ -48,8 +51,10 @@ def load_litellm() -> ModuleType:
                 import litellm
 
                 litellm.suppress_debug_info = True
-                # Callbacks and litellm's own logs never get prompt or answer text.
-                litellm.turn_off_message_logging = True
+                # Not `turn_off_message_logging`: we register no litellm callbacks, and its redaction pass
+                # deep-copies every request and response (~1.5 ms a call).
+                # We register no litellm callbacks; its per-stream logging pass is pure CPU cost (~ms per call).
+                litellm.disable_streaming_logging = True
                 _litellm = litellm
     return _litellm
 
@@ -259,30 +264,27 @@ class LLM:
         if on_delta is None:
             async with asyncio.timeout(call_timeout):
                 response = await litellm.acompletion(**kwargs)
-        else:
-            response = await self._stream(litellm, kwargs, call_timeout, on_delta, delivered)
-        return self._to_completion(litellm, target, response)
+            return self._to_completion(litellm, target, response)
+        return await self._stream(litellm, target, kwargs, call_timeout, on_delta, delivered)
 
     async def _stream(
         self,
         litellm: ModuleType,
+        target: ResolvedModel,
         kwargs: dict[str, Any],
         call_timeout: float,
         on_delta: DeltaCallback,
         delivered: list[bool],
-    ) -> Any:
+    ) -> Completion:
         kwargs.update(stream=True, stream_options={"include_usage": True})
         loop = asyncio.get_running_loop()
-        chunks: list[Any] = []
+        assembler = StreamAssembler()
         async with asyncio.timeout(call_timeout) as deadline:
             stream = await litellm.acompletion(**kwargs)
             try:
                 async for chunk in stream:
                     deadline.reschedule(loop.time() + call_timeout)
-                    chunks.append(chunk)
-                    choices = getattr(chunk, "choices", None) or []
-                    delta = getattr(choices[0], "delta", None) if choices else None
-                    text = getattr(delta, "content", None) if delta is not None else None
+                    text = assembler.add(chunk)
                     if text:
                         delivered[0] = True
                         try:
@@ -297,9 +299,23 @@ class LLM:
                     with contextlib.suppress(Exception):
                         await close()
                 raise
-        if not chunks:
-            raise LLMError(f"{kwargs['model']}: the model sent an empty stream", model=kwargs["model"], retryable=True)
-        return litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
+        if not assembler.chunks:
+            raise LLMError(f"{target.model}: the model sent an empty stream", model=target.model, retryable=True)
+        tool_calls = assembler.tool_calls()
+        text = assembler.full_text
+        tokens_in, tokens_out = assembler.tokens_in, assembler.tokens_out
+        if tokens_in is None or tokens_out is None:
+            # The provider ignored stream_options.include_usage: count locally rather than record zero.
+            tokens_in, tokens_out = _count_tokens(litellm, target.model, kwargs["messages"], text, tool_calls)
+        return Completion(
+            text=text,
+            tool_calls=tool_calls,
+            model=target.model,
+            usage=Usage(tokens_in, tokens_out, self._cost(litellm, target, None, tokens_in, tokens_out)),
+            finish_reason=assembler.finish_reason or ("tool_calls" if tool_calls else "stop"),
+            latency_ms=0.0,
+            attempts=0,
+        )
 
     def _to_completion(self, litellm: ModuleType, target: ResolvedModel, response: Any) -> Completion:
         choices = getattr(response, "choices", None) or []
@@ -333,12 +349,22 @@ class LLM:
                 return tokens_in * float(price_in or 0) + tokens_out * float(price_out or 0)
             except (TypeError, ValueError):
                 return 0.0
-        for kwargs in ({}, {"model": target.model}):
-            try:
-                return float(litellm.completion_cost(completion_response=response, **kwargs) or 0.0)
-            except Exception:  # unknown model or odd response: cost unknown, never fatal
-                continue
-        return 0.0
+        # litellm prices a plain response while building it; reuse that rather than pricing it twice.
+        hidden = getattr(response, "_hidden_params", None)
+        known = hidden.get("response_cost") if isinstance(hidden, dict) else None
+        if isinstance(known, int | float):
+            return float(known)
+        if target.model in _UNPRICED:
+            return 0.0
+        try:
+            cost_in, cost_out = litellm.cost_per_token(
+                model=target.model, prompt_tokens=tokens_in, completion_tokens=tokens_out
+            )
+            return float(cost_in) + float(cost_out)
+        except Exception:  # not in litellm's price map: cost unknown, never fatal
+            # Failing lookups are slow (~2 ms); an unpriced model stays unpriced for the process.
+            _UNPRICED.add(target.model)
+            return 0.0
 
     def _backoff(self, retry: int, retry_after: float | None) -> float | None:
         """Seconds before the next attempt; None when the provider asks for a longer pause than we wait."""
@@ -392,6 +418,19 @@ class LLM:
                 "meta": _safe_metadata(metadata),
             },
         )
+
+
+def _count_tokens(
+    litellm: ModuleType, model: str, messages: list[dict], text: str, tool_calls: list[ToolCall]
+) -> tuple[int, int]:
+    """litellm's local tokenizer estimate, for providers that stream no usage; (0, 0) if even that fails."""
+    try:
+        tokens_in = int(litellm.token_counter(model=model, messages=messages))
+        answer = text + "".join(c.name + c.raw_arguments for c in tool_calls)
+        tokens_out = int(litellm.token_counter(model=model, text=answer)) if answer else 0
+    except Exception:
+        return 0, 0
+    return tokens_in, tokens_out
 
 
 def _safe_metadata(metadata: dict | None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 import time
@@ -356,6 +357,41 @@ async def test_many_concurrent_calls_each_get_their_own_answer(fake: FakeOpenAI)
     answers = await asyncio.gather(*(llm.complete(user(f"message {i}")) for i in range(100)))
 
     assert [a.text for a in answers] == [f"re: message {i}" for i in range(100)]
+
+
+async def test_a_retry_after_longer_than_we_wait_goes_straight_to_the_fallback(fake: FakeOpenAI) -> None:
+    llm = make_llm(
+        fake,
+        primary=ModelAlias(
+            model="openai/primary-model", api_base=fake.base_url, api_key=ALIAS_KEY, max_retries=3, fallbacks=["fake"]
+        ),
+    )
+    llm.max_retry_after = 5.0
+    fake.script(Error(status=429, retry_after=3600), Text("fallback answered"))
+
+    answer = await llm.complete(user("hi"), model="primary")
+
+    assert (answer.text, answer.model, answer.attempts) == ("fallback answered", "openai/fake-model", 2)
+
+
+async def test_each_call_logs_one_line_with_figures_but_never_the_prompt_or_key(
+    fake: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    llm = make_llm(fake)
+    fake.script(Text("the secret answer"))
+
+    with caplog.at_level(logging.INFO, logger="bot.llm"):
+        await llm.complete(user("my private question"), metadata={"run_id": "run-7", "node": "answer"})
+
+    (record,) = [r for r in caplog.records if r.name == "bot.llm"]
+    assert record.levelno == logging.INFO
+    fields = vars(record)
+    assert fields["model"] == "openai/fake-model"
+    assert fields["attempts"] == 1 and fields["tokens_in"] > 0 and fields["tokens_out"] == 3
+    assert fields["latency_ms"] > 0
+    assert fields["meta"] == {"run_id": "run-7", "node": "answer"}
+    line = repr(fields)
+    assert "private question" not in line and "secret answer" not in line and ALIAS_KEY not in line
 
 
 async def test_a_missing_api_key_is_a_clear_configuration_error(
