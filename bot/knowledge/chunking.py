@@ -93,6 +93,9 @@ class _Chunker:
                 self.flush()
                 if tail:
                     self._add(tail)
+            if not self.body:
+                # A chunk is named after the section its first body text belongs to.
+                self.chunk_heading = self._path_text()
             self._add(piece)
             self.body = True
 
