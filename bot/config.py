@@ -136,6 +136,8 @@ class Config(_Section):
     memory: MemorySection = Field(default_factory=MemorySection)
     # Per-adapter options; each adapter validates its own section.
     adapters: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Tools, MCP servers and approvals; bot/tools/settings.py validates this section.
+    tools: dict[str, Any] = Field(default_factory=dict)
 
     # Where the file was read from; relative paths in it resolve against its folder.
     source: str = Field("", exclude=True)
