@@ -133,6 +133,14 @@ class TelegramAdapter(Adapter):
         return app
 
     async def _connect(self) -> None:
+        try:
+            await self._connect_once()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the Telegram adapter could not start", extra={"adapter": CHANNEL})
+
+    async def _connect_once(self) -> None:
         """getMe until it answers (backoff with jitter), then start taking updates."""
         app = self._app
         assert app is not None and self._context is not None
@@ -182,10 +190,22 @@ class TelegramAdapter(Adapter):
         except TelegramError as exc:  # a menu is a nicety; never fail start over it
             log.warning("could not publish the command menu", extra={"adapter": CHANNEL, "error": str(exc)})
 
-    async def wait_ready(self, seconds: float = _READY_WAIT_S) -> None:
-        """Wait until getMe answered and updates flow (TimeoutError after `seconds`)."""
+    async def wait_ready(self, seconds: float | None = _READY_WAIT_S) -> None:
+        """Wait until getMe answered and updates flow.
+
+        TimeoutError after `seconds` (None: no limit); RuntimeError if connecting gave up for good
+        (a refused token), so queued replies fail loudly instead of waiting forever.
+        """
         async with asyncio.timeout(seconds):
-            await self.ready.wait()
+            while not self.ready.is_set():
+                runner = self._runner
+                if runner is None or runner.done():
+                    raise RuntimeError("the Telegram adapter is not connected (see the log for why)")
+                ready = asyncio.ensure_future(self.ready.wait())
+                try:
+                    await asyncio.wait({ready, runner}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    ready.cancel()
 
     async def stop(self) -> None:
         self.ready.clear()
@@ -283,7 +303,7 @@ class TelegramAdapter(Adapter):
 
     async def send(self, reply: Reply) -> str:
         if not self.ready.is_set():
-            await self.wait_ready()
+            await self.wait_ready(None)  # Telegram unreachable at start: replies wait, none is dropped
         if reply.edit_of:
             return await self._send_edit(reply)
         chunks = self._chunks(reply)

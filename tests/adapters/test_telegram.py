@@ -368,6 +368,64 @@ async def test_webhook_replies_go_out_through_the_bot_api(webhook: Live) -> None
     assert [m.text for m in webhook.fake.sent] == ["pong"]
 
 
+async def test_an_update_the_bus_cannot_accept_gets_500_so_telegram_sends_it_again() -> None:
+    fake = await FakeTelegram(WEBHOOK_TOKEN).start()
+    port = free_port()
+    server = HttpServer("127.0.0.1", port)
+    env = {"TELEGRAM_WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram/webhook", "TELEGRAM_WEBHOOK_SECRET": SECRET}
+    live = await _live(fake, WEBHOOK_TOKEN, {}, env, server)
+    try:
+        await live.bus.stop(drain_timeout=0)  # a process shutting down refuses new events
+        response = await fake.post_webhook(_dm(fake, "not lost"), secret=SECRET)
+        assert response.status_code == 500
+        assert "send it again" in response.json()["error"]["message"]
+    finally:
+        await _shut(live)
+        await server.stop()
+        await fake.stop()
+
+
+# -- connecting -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_a_reply_waits_while_telegram_is_unreachable_and_goes_out_once_it_is_back() -> None:
+    port = free_port()
+    bus = MemoryBus()
+    await bus.start()
+    adapter = create({"poll_timeout": 5}, {"TELEGRAM_BOT_TOKEN": TOKEN,
+                                           "TELEGRAM_BASE_URL": f"http://127.0.0.1:{port}"})
+    await adapter.start(AdapterContext(bus=bus, command_prefix="/sb"))
+    sending = asyncio.create_task(adapter.send(Reply(conversation=_conv(ADA), text="patience")))
+    await asyncio.sleep(0.5)
+    assert not sending.done()
+    fake = await FakeTelegram(TOKEN, port=port).start()
+    try:
+        await asyncio.wait_for(sending, 15)
+        assert [m.text for m in fake.sent] == ["patience"]
+    finally:
+        await adapter.stop()
+        await bus.stop(drain_timeout=0)
+        await fake.stop()
+
+
+async def test_a_refused_token_fails_replies_loudly_instead_of_queueing_forever() -> None:
+    fake = await FakeTelegram("7000009:AAH-the-token-telegram-knows-about").start()
+    bus = MemoryBus()
+    await bus.start()
+    adapter = create({}, {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": fake.base_url})
+    await adapter.start(AdapterContext(bus=bus, command_prefix="/sb"))
+    try:
+        with pytest.raises(RuntimeError, match="not connected"):
+            await adapter.wait_ready(5)
+        with pytest.raises(RuntimeError):
+            await adapter.send(Reply(conversation=_conv(ADA), text="nobody will see this"))
+    finally:
+        await adapter.stop()
+        await bus.stop(drain_timeout=0)
+        await fake.stop()
+
+
 # -- configuration ----------------------------------------------------------------------------------
 
 

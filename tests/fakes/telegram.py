@@ -34,7 +34,11 @@ MAX_TEXT = 4096
 SEND_METHODS = frozenset({"sendMessage", "editMessageText", "sendDocument", "sendPhoto"})
 _ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "span",
                  "tg-spoiler", "blockquote", "tg-emoji"}
-_HTML_TOKEN = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[^<>]*)?)>|&(#[0-9]+|#x[0-9A-Fa-f]+|lt|gt|amp|quot);|[<>&]")
+_HTML_TOKEN = re.compile(
+    r"<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[^<>]*)?)>"  # a tag
+    r"|&(#[0-9]+|#x[0-9A-Fa-f]+|lt|gt|amp|quot);"  # an entity Telegram knows
+    r"|[<>&]"  # anything else unescaped: an error
+)
 _MENTION = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{3,32}")
 _COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]+)?")
 
@@ -66,7 +70,8 @@ def parse_html(source: str) -> str:
             raise EntityError(f"Unsupported start tag \"{tag}\" at byte offset {match.start()}")
         if closing:
             if not stack or stack[-1] != tag:
-                raise EntityError(f"Unmatched end tag at byte offset {match.start()}, expected \"</{stack[-1] if stack else ''}>\"")
+                expected = stack[-1] if stack else ""
+                raise EntityError(f"Unmatched end tag at byte offset {match.start()}, expected \"</{expected}>\"")
             stack.pop()
             continue
         if stack and stack[-1] in ("code", "pre") and not (stack[-1] == "pre" and tag == "code"):
@@ -120,8 +125,9 @@ class ApiCall:
 
 
 class FakeTelegram:
-    def __init__(self, token: str, *, bot_username: str = "switchboard_bot") -> None:
+    def __init__(self, token: str, *, bot_username: str = "switchboard_bot", port: int = 0) -> None:
         self.token = token
+        self.port = port
         self.bot_id = int(token.split(":", 1)[0])
         self.bot_username = bot_username
         self.calls: list[ApiCall] = []
@@ -145,7 +151,7 @@ class FakeTelegram:
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.base_url = f"http://127.0.0.1:{port}"
