@@ -88,6 +88,7 @@ class SlackAdapter(Adapter):
         self._names: BoundedDict[str, str] = BoundedDict(10_000)
         self._long_values: BoundedDict[str, str] = BoundedDict(10_000)
         self.connected = asyncio.Event()
+        self.failure = ""  # Slack's error code when it refused our token
 
     def describe(self) -> str:
         s = self.settings
@@ -113,7 +114,7 @@ class SlackAdapter(Adapter):
         self._client = self._web_client(s.bot_token)
         self.app = AsyncApp(
             client=self._client,
-            signing_secret=s.signing_secret or "unused-in-socket-mode",
+            signing_secret=s.signing_secret,
             process_before_response=True,
             request_verification_enabled=s.mode is SlackMode.HTTP,
             logger=logging.getLogger("switchboard.adapters.slack.bolt"),
@@ -123,6 +124,8 @@ class SlackAdapter(Adapter):
             assert context.server is not None
             for path in (s.events_path, "/slack/commands", "/slack/actions"):
                 context.server.add_route(path, self._http_endpoint, methods=["POST"])
+        if context.server is not None:
+            context.server.add_health_check(NAME, self.health)
         self._spawn(self._connect(), "slack-connect")
 
     async def stop(self) -> None:
@@ -154,23 +157,35 @@ class SlackAdapter(Adapter):
 
     async def _connect(self) -> None:
         """Learn who we are (auth.test), then open Socket Mode; retry with backoff and jitter."""
-        await self._with_backoff(self._whoami, "auth.test")
-        if self.settings.mode is SlackMode.SOCKET:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            assert self.app is not None
-            handler = AsyncSocketModeHandler(
-                self.app, self.settings.app_token, web_client=self._web_client(self.settings.app_token),
-                ping_interval=self.settings.ping_interval,
-            )
-            self._socket = handler
-            # Ask for the websocket URL ourselves so a bad app token is reported (not retried forever);
-            # once connected, the SDK's own monitor reconnects on drops and Slack's "disconnect" notices.
-            url = await self._with_backoff(handler.client.issue_new_wss_url, "apps.connections.open")
-            handler.client.wss_uri = url
-            await handler.client.connect()
+        try:
+            await self._with_backoff(self._whoami, "auth.test")
+            if self.settings.mode is SlackMode.SOCKET:
+                await self._open_socket()
+        except SlackApiError as exc:  # a refused token: logged by _with_backoff, reported by /healthz
+            self.failure = str(exc.response.get("error", "refused"))
+            return
         self.connected.set()
         log.info("slack adapter connected", extra={"mode": str(self.settings.mode), "bot": self.bot_name})
+
+    async def _open_socket(self) -> None:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        assert self.app is not None
+        handler = AsyncSocketModeHandler(
+            self.app, self.settings.app_token, web_client=self._web_client(self.settings.app_token),
+            ping_interval=self.settings.ping_interval,
+        )
+        self._socket = handler
+        # Ask for the websocket URL ourselves so a bad app token is reported (not retried forever);
+        # once connected, the SDK's own monitor reconnects on drops and Slack's "disconnect" notices.
+        handler.client.wss_uri = await self._with_backoff(handler.client.issue_new_wss_url, "apps.connections.open")
+        await handler.client.connect()
+
+    async def health(self) -> dict[str, Any]:
+        """For /healthz: connected, still connecting, or refused (with Slack's error code)."""
+        if self.failure:
+            return {"ok": False, "error": f"Slack refused the credentials: {self.failure}"}
+        return {"ok": self.connected.is_set(), "mode": str(self.settings.mode), "bot": self.bot_name}
 
     async def _whoami(self) -> None:
         assert self._client is not None
@@ -371,8 +386,8 @@ class SlackAdapter(Adapter):
             if latest is not None and not posted.done:
                 try:
                     await self._render_edit(posted, latest)
-                except SlackApiError as exc:
-                    log.warning("a streamed edit failed", extra={"error": exc.response.get("error", "")})
+                except Exception as exc:  # an intermediate edit is expendable: the final one follows
+                    log.warning("a streamed edit failed", extra={"error": repr(exc)})
 
     async def _render_edit(self, posted: _Posted, reply: Reply) -> None:
         assert self._client is not None

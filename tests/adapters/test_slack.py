@@ -11,12 +11,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
 
 from adapters.base import AdapterContext
 from adapters.registry import discover
 from adapters.slack import SlackAdapter, SlackMode, create
-from adapters.slack.inbound import plain_text
+from adapters.slack.inbound import ChannelMessages, Inbound, InboundPolicy, plain_text
 from adapters.slack.mrkdwn import to_mrkdwn
 from bot.bus.memory import MemoryBus
 from bot.events import Button, ConversationRef, Event, EventKind, FileOut, Reply
@@ -395,6 +396,55 @@ async def test_an_oversized_body_is_refused_before_it_is_read(http, fake: FakeSl
     assert response.status_code == 413
 
 
+async def test_slacks_url_verification_challenge_is_answered(http, fake: FakeSlack) -> None:
+    _, deliver = http
+    response = await deliver.event({"token": "legacy", "challenge": "3eZbrw1aB", "type": "url_verification"})
+    assert response.status_code == 200 and response.json() == {"challenge": "3eZbrw1aB"}
+
+
+async def test_an_event_the_bus_cannot_take_fails_so_slack_delivers_it_again(fake: FakeSlack) -> None:
+    server = HttpServer("127.0.0.1", 0)
+    env = {"SLACK_BOT_TOKEN": fake.bot_token, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.api_url}
+    running = await _start(env, {}, server)
+    await server.start()
+    try:
+        running.on_event()
+        deliver = SlackDelivery(f"{server.url}/slack/events", SECRET)
+        body = fake.event_body(fake.message("keep me", channel="D0ADA", channel_type="im"))
+        await running.bus.stop(drain_timeout=0)  # e.g. the process is shutting down
+        assert (await deliver.event(body)).status_code == 500
+        await running.bus.start()
+        assert (await deliver.event(body, retry_num=1)).status_code == 200
+        (event,) = await running.wait_events(1)
+        assert event.text == "keep me"
+        health = (await _get_json(f"{server.url}/healthz"))["checks"]["slack"]
+        assert health["ok"] is True and health["mode"] == "http"
+    finally:
+        await _close(running)
+        await server.stop()
+
+
+async def test_a_refused_bot_token_is_reported_once_not_retried_forever(fake: FakeSlack) -> None:
+    env = {"SLACK_BOT_TOKEN": "xoxb-revoked", "SLACK_APP_TOKEN": fake.app_token, "SLACK_API_URL": fake.api_url}
+    running = await _start(env, {}, None)
+    try:
+        for _ in range(250):
+            if running.adapter.failure:
+                break
+            await asyncio.sleep(0.02)
+        assert running.adapter.failure == "invalid_auth"
+        assert (await running.adapter.health())["ok"] is False
+        await asyncio.sleep(0.3)
+        assert len(fake.calls_to("auth.test")) == 1 and fake.calls_to("apps.connections.open") == []
+    finally:
+        await _close(running)
+
+
+async def _get_json(url: str) -> dict:
+    async with httpx.AsyncClient() as client:
+        return (await client.get(url)).json()
+
+
 # -- Socket Mode ------------------------------------------------------------------------------------
 
 
@@ -496,3 +546,37 @@ def test_inbound_slack_text_is_made_readable() -> None:
     wire = "<@U0BOT> see <https://x.example|the doc> in <#C1|ops> &amp; tell <!here> and <@U2>"
     assert plain_text(wire, "U0BOT") == "see the doc (https://x.example) in #ops & tell @here and <@U2>"
     assert plain_text("<https://x.example>", "U0BOT") == "https://x.example"
+
+
+def _inbound(**policy: object) -> Inbound:
+    return Inbound(InboundPolicy(**policy))  # type: ignore[arg-type]
+
+
+def test_channel_chatter_is_published_when_configured_to_answer_everything() -> None:
+    fake = FakeSlack()
+    chatter = fake.message("lunch anyone?")
+    assert _inbound().message(fake.event_body(chatter), chatter, "U0BOT") is None
+    event = _inbound(channel_messages=ChannelMessages.ALL).message(fake.event_body(chatter), chatter, "U0BOT")
+    assert event is not None and not event.mentioned and event.conversation.thread == chatter["ts"]
+    flat = _inbound(channel_messages=ChannelMessages.ALL, reply_in_thread=False)
+    assert flat.message(fake.event_body(chatter), chatter, "U0BOT").conversation.thread == ""  # type: ignore[union-attr]
+
+
+def test_allow_lists_keep_the_bot_to_its_channels_and_people() -> None:
+    fake = FakeSlack()
+    inbound = _inbound(allowed_channels=frozenset({"C0OPS"}), allowed_users=frozenset({"U1"}))
+    ok = fake.message("<@U0BOT> hi", channel="C0OPS", user="U1")
+    wrong_room = fake.message("<@U0BOT> hi", channel="C0GENERAL", user="U1")
+    wrong_person = fake.message("<@U0BOT> hi", channel="C0OPS", user="U2")
+    assert inbound.message(fake.event_body(ok), ok, "U0BOT") is not None
+    assert inbound.message(fake.event_body(wrong_room), wrong_room, "U0BOT") is None
+    assert inbound.message(fake.event_body(wrong_person), wrong_person, "U0BOT") is None
+    assert inbound.slash_command(fake.slash_command("help", channel="C0GENERAL")) is None
+
+
+def test_a_prefixed_message_is_a_command_even_after_a_mention() -> None:
+    fake = FakeSlack()
+    message = fake.message("<@U0BOT> /sb remind me in 2h")
+    event = _inbound().message(fake.event_body(message), message, "U0BOT")
+    assert event is not None and event.kind is EventKind.COMMAND
+    assert event.command is not None and event.command.args == ("me", "in", "2h")
