@@ -7,6 +7,7 @@ credentials), and reads mail over IMAP IDLE; what it sends is read back from the
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -17,7 +18,7 @@ from adapters.base import AdapterContext
 from adapters.email import EmailAdapter, create
 from bot.bus.memory import MemoryBus
 from tests.adapters.conformance import PlatformHarness, SentMessage
-from tests.fakes.mail import ImapServer, SmtpSink
+from tests.fakes.mail import ImapServer, ReceivedMail, SmtpSink
 
 BOT = "bot@example.com"
 IMAP_PASSWORD = "imap-secret"
@@ -61,6 +62,13 @@ def inbound(
     return msg.as_bytes()
 
 
+_PART = re.compile(r" \((\d+)/(\d+)\)$")
+
+
+def _series(mail: ReceivedMail) -> tuple[str, str]:
+    return str(mail.message.get("In-Reply-To", "")), _PART.sub("", str(mail.message["Subject"]))
+
+
 class EmailHarness(PlatformHarness):
     name = "email"
     supports_buttons = False
@@ -79,8 +87,14 @@ class EmailHarness(PlatformHarness):
         self.imap.deliver(BOT, raw)
 
     async def sent(self) -> list[SentMessage]:
+        """What arrived at the SMTP server. A reply split into "(i/n)" parts is one logical reply that
+        SMTP delivers part by part, so a series is reported once all of its parts are there."""
         out = []
-        for mail in self.smtp.received:
+        received = list(self.smtp.received)
+        for mail in received:
+            part = _PART.search(str(mail.message["Subject"]))
+            if part and sum(1 for m in received if _series(m) == _series(mail)) < int(part.group(2)):
+                continue
             refs = str(mail.message.get("References", "")).split()
             thread = (refs[0] if refs else str(mail.message.get("In-Reply-To", ""))).strip("<>")
             out.append(SentMessage(room=str(mail.message["To"]), text=mail.text, thread=thread))

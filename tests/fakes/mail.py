@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import email
 import time
+import warnings
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
@@ -56,10 +57,9 @@ class _SinkHandler:
         self._sink = sink
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self._sink._deferrals > 0:
-            self._sink._deferrals -= 1
-            self._sink.deferred += 1
-            return "451 4.7.1 Rate limited, try again later"
+        if self._sink._failures:
+            self._sink.refused += 1
+            return self._sink._failures.pop(0)
         raw = envelope.original_content or b""
         message = email.message_from_bytes(raw, policy=policy.default)
         assert isinstance(message, EmailMessage)
@@ -76,9 +76,9 @@ class SmtpSink:
         self.password = password
         self.received: list[ReceivedMail] = []
         self.arrived = asyncio.Event()
-        self.deferred = 0
+        self.refused = 0  # messages answered with an error instead of being queued
         self.auth_failures = 0
-        self._deferrals = 0
+        self._failures: list[str] = []
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -87,18 +87,20 @@ class SmtpSink:
         sink = cls(username, password)
         loop = asyncio.get_running_loop()
         handler = _SinkHandler(sink)
-        sink._server = await loop.create_server(
-            lambda: SMTP(
-                handler,
-                hostname="mail.test",
-                auth_required=True,
-                auth_require_tls=False,
-                authenticator=sink._authenticate,
-                loop=loop,
-            ),
-            "127.0.0.1",
-            0,
-        )
+
+        def new_session() -> SMTP:
+            with warnings.catch_warnings():  # AUTH without TLS is deliberate: loopback only
+                warnings.simplefilter("ignore", UserWarning)
+                return SMTP(
+                    handler,
+                    hostname="mail.test",
+                    auth_required=True,
+                    auth_require_tls=False,
+                    authenticator=sink._authenticate,
+                    loop=loop,
+                )
+
+        sink._server = await loop.create_server(new_session, "127.0.0.1", 0)
         sink.port = sink._server.sockets[0].getsockname()[1]
         return sink
 
@@ -116,13 +118,17 @@ class SmtpSink:
 
     def defer_next(self, count: int = 1) -> None:
         """Answer the next `count` messages with a temporary failure (451), as a throttling server does."""
-        self._deferrals = count
+        self._failures = ["451 4.7.1 Rate limited, try again later"] * count
+
+    def reject_next(self) -> None:
+        """Answer the next message with a permanent failure (550)."""
+        self._failures = ["550 5.7.1 Message rejected by policy"]
 
     def clear(self) -> None:
         self.received.clear()
         self.arrived.clear()
-        self._deferrals = 0
-        self.deferred = 0
+        self._failures = []
+        self.refused = 0
 
     async def wait_for(self, count: int, within: float = 10.0) -> list[ReceivedMail]:
         deadline = time.monotonic() + within

@@ -1,0 +1,460 @@
+"""The email adapter, end to end against real SMTP and IMAP servers on loopback.
+
+Mail goes in through IMAP (IDLE, or polling where the server has no IDLE), comes out of the bus as
+an `Event`, and replies arrive at the SMTP server threaded, loop-safe and rendered as text + HTML.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import pytest
+
+from adapters.base import AdapterContext
+from adapters.email import EmailAdapter, create
+from adapters.email.mailbox import WatchMode
+from adapters.registry import discover
+from bot.bus.memory import BusClosed, MemoryBus
+from bot.events import Button, Event, EventKind, Reply
+from tests.adapters.harness_email import BOT, IMAP_PASSWORD, SMTP_PASSWORD, inbound, mail_env
+from tests.fakes.mail import ImapServer, ReceivedMail, SmtpSink
+
+SEEN = r"\Seen"
+
+
+class GatedBus(MemoryBus):
+    """A MemoryBus whose `publish` can be held open or made to fail, to watch when mail is flagged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate: asyncio.Event | None = None
+        self.entered = asyncio.Event()
+        self.failures = 0
+
+    async def publish(self, event: Event) -> bool:
+        self.entered.set()
+        if self.failures:
+            self.failures -= 1
+            raise BusClosed("simulated crash before the event was accepted")
+        if self.gate is not None:
+            await self.gate.wait()
+        return await super().publish(event)
+
+
+@dataclass
+class Mail:
+    imap: ImapServer
+    smtp: SmtpSink
+    adapter: EmailAdapter
+    bus: GatedBus
+    context: AdapterContext
+    events: asyncio.Queue[Event]
+
+    async def deliver(self, raw: bytes) -> int:
+        await self.imap.wait_idle(BOT)
+        return self.imap.deliver(BOT, raw)
+
+    async def next_event(self, within: float = 5.0) -> Event:
+        return await asyncio.wait_for(self.events.get(), within)
+
+    async def reply_and_receive(self, reply: Reply) -> ReceivedMail:
+        before = len(self.smtp.received)
+        await self.bus.send(reply)
+        return (await self.smtp.wait_for(before + 1))[-1]
+
+
+@pytest.fixture(scope="module")
+async def mail() -> AsyncIterator[Mail]:
+    imap = await ImapServer.start({BOT: IMAP_PASSWORD})
+    smtp = await SmtpSink.start(username=BOT, password=SMTP_PASSWORD)
+    adapter = create({"allow": ["@example.com", "boss@partner.org"], "from_name": "Switchboard"}, mail_env(imap, smtp))
+    bus = GatedBus()
+    await bus.start()
+    events: asyncio.Queue[Event] = asyncio.Queue()
+
+    async def collect(event: Event) -> None:
+        events.put_nowait(event)
+
+    bus.consume(collect)
+    context = AdapterContext(bus=bus, command_prefix="/sb")
+    await adapter.start(context)
+    delivering = asyncio.create_task(adapter.deliver_forever(bus))
+    await asyncio.wait_for(adapter.watcher.connected.wait(), 10)
+    yield Mail(imap, smtp, adapter, bus, context, events)
+    await adapter.stop()
+    await bus.stop(drain_timeout=1)
+    delivering.cancel()
+    await asyncio.gather(delivering, return_exceptions=True)
+    await imap.stop()
+    await smtp.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean(mail: Mail) -> None:
+    mail.smtp.clear()
+    while not mail.events.empty():
+        mail.events.get_nowait()
+
+
+# -- inbound ----------------------------------------------------------------------------------------
+
+
+async def test_a_mail_becomes_an_event_in_its_thread_with_the_quoted_history_removed(mail: Mail) -> None:
+    body = "Yes, ship it.\n\nOn Mon, 2 Mar 2026 at 10:00, Switchboard <bot@example.com> wrote:\n> Deploy now?\n"
+    await mail.deliver(
+        inbound(
+            body,
+            message_id="m2@example.com",
+            sender="Ann Lee <ann@example.com>",
+            subject="Re: Deploy",
+            in_reply_to="m1@example.com",
+            references=("root@example.com", "m1@example.com"),
+        )
+    )
+    event = await mail.next_event()
+    assert event.id == "email:m2@example.com"
+    assert event.kind is EventKind.MESSAGE
+    assert event.text == "Yes, ship it."
+    assert event.conversation.channel == "email"
+    assert event.conversation.space == BOT
+    assert event.conversation.room == "ann@example.com"
+    assert event.conversation.thread == "root@example.com"
+    assert (event.sender.id, event.sender.name, event.sender.is_bot) == ("ann@example.com", "Ann Lee", False)
+    assert event.mentioned and event.reply_to == "m1@example.com"
+    assert event.raw["subject"] == "Re: Deploy"
+
+
+async def test_every_mail_of_a_thread_shares_one_conversation(mail: Mail) -> None:
+    await mail.deliver(inbound("first", message_id="t1@example.com", subject="Plan"))
+    first = await mail.next_event()
+    await mail.deliver(
+        inbound("second", message_id="t2@example.com", subject="Re: Plan", in_reply_to="t1@example.com")
+    )
+    second = await mail.next_event()
+    assert first.conversation == second.conversation
+    assert second.conversation.thread == "t1@example.com"
+
+
+async def test_a_mail_is_marked_seen_only_after_the_bus_accepted_it(mail: Mail) -> None:
+    mail.bus.gate = asyncio.Event()
+    mail.bus.entered.clear()
+    try:
+        uid = await mail.deliver(inbound("hold on", message_id="gated@example.com"))
+        await asyncio.wait_for(mail.bus.entered.wait(), 5)
+        await asyncio.sleep(0.2)
+        assert SEEN not in mail.imap.flags(BOT, uid)
+    finally:
+        mail.bus.gate.set()
+        mail.bus.gate = None
+    assert (await mail.next_event()).id == "email:gated@example.com"
+    for _ in range(100):
+        if SEEN in mail.imap.flags(BOT, uid):
+            break
+        await asyncio.sleep(0.02)
+    assert SEEN in mail.imap.flags(BOT, uid)
+
+
+async def test_a_mail_not_accepted_before_a_crash_is_read_again_after_the_restart(mail: Mail) -> None:
+    mail.bus.failures = 1
+    mail.bus.entered.clear()
+    uid = await mail.deliver(inbound("do not lose me", message_id="crash@example.com"))
+    await asyncio.wait_for(mail.bus.entered.wait(), 5)
+    await asyncio.sleep(0.2)
+    assert SEEN not in mail.imap.flags(BOT, uid)
+    assert mail.events.empty()
+
+    await mail.adapter.stop()  # the process dies; the next one starts
+    await mail.adapter.start(mail.context)
+    event = await mail.next_event()
+    assert event.id == "email:crash@example.com" and event.text == "do not lose me"
+    await asyncio.sleep(0.2)
+    assert SEEN in mail.imap.flags(BOT, uid)
+
+
+async def test_a_redelivered_message_id_runs_once_and_both_copies_are_marked_seen(mail: Mail) -> None:
+    raw = inbound("only once", message_id="dup@example.com")
+    first = await mail.deliver(raw)
+    assert (await mail.next_event()).id == "email:dup@example.com"
+    second = await mail.deliver(raw)
+    await mail.deliver(inbound("sentinel", message_id="after-dup@example.com"))
+    assert (await mail.next_event()).id == "email:after-dup@example.com"
+    assert SEEN in mail.imap.flags(BOT, first) and SEEN in mail.imap.flags(BOT, second)
+
+
+@pytest.mark.parametrize(
+    ("sender", "headers"),
+    [
+        ("ann@example.com", {"Auto-Submitted": "auto-replied"}),
+        ("ann@example.com", {"Auto-Submitted": "auto-generated"}),
+        ("ann@example.com", {"Precedence": "bulk"}),
+        ("ann@example.com", {"Precedence": "junk"}),
+        ("ann@example.com", {"List-Id": "<ops.lists.example.com>"}),
+        ("MAILER-DAEMON@example.com", {}),
+        ("postmaster@example.com", {}),
+        ("no-reply@example.com", {}),
+        ("noreply@example.com", {}),
+        (BOT, {}),
+        ("stranger@elsewhere.org", {}),
+    ],
+    ids=["auto-replied", "auto-generated", "bulk", "junk", "list", "mailer-daemon", "postmaster", "no-reply",
+         "noreply", "ourselves", "not-allowed"],
+)
+async def test_machine_mail_our_own_mail_and_strangers_are_not_answered(
+    mail: Mail, sender: str, headers: dict[str, str]
+) -> None:
+    serial = len(mail.imap.messages(BOT))
+    skipped = await mail.deliver(inbound("vacation!", message_id=f"skip-{serial}@x", sender=sender, headers=headers))
+    await mail.deliver(inbound("a person", message_id=f"person-{serial}@x"))
+    event = await mail.next_event()
+    assert event.text == "a person"  # the skipped mail produced no event before it
+    assert SEEN in mail.imap.flags(BOT, skipped)  # and is not read again and again
+
+
+async def test_auto_submitted_no_and_allowed_addresses_are_answered(mail: Mail) -> None:
+    await mail.deliver(inbound("hi", message_id="no@x", sender="boss@partner.org", headers={"Auto-Submitted": "no"}))
+    event = await mail.next_event()
+    assert event.sender.id == "boss@partner.org"
+
+
+async def test_a_subject_tag_or_a_prefixed_body_becomes_a_command(mail: Mail) -> None:
+    await mail.deliver(inbound("details in the body", message_id="c1@x", subject="[sb] status now"))
+    event = await mail.next_event()
+    assert event.kind is EventKind.COMMAND and event.command is not None
+    assert (event.command.name, event.command.args) == ("status", ("now",))
+    assert event.meta["body"] == "details in the body"
+
+    await mail.deliver(inbound("/sb remind me in 2h\n\n-- \nAnn", message_id="c2@x", subject="hello"))
+    event = await mail.next_event()
+    assert event.kind is EventKind.COMMAND and event.command is not None
+    assert (event.command.name, event.command.args) == ("remind", ("me", "in", "2h"))
+
+
+async def test_an_html_only_mail_is_read_as_text_without_its_quoted_part(mail: Mail) -> None:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "ann@example.com", BOT, "html", "<h1@x>"
+    msg.set_content(
+        "<html><head><style>p{color:red}</style></head><body><p>Please <b>restart</b> the "
+        '<a href="https://ci.example.com/42">build</a>.</p><ul><li>api</li><li>web</li></ul>'
+        '<div class="gmail_quote">On Mon, Bot wrote:<blockquote>old stuff</blockquote></div></body></html>',
+        subtype="html",
+    )
+    await mail.deliver(msg.as_bytes())
+    event = await mail.next_event()
+    assert event.text == "Please restart the build (https://ci.example.com/42).\n\n- api\n- web"
+
+
+async def test_attachments_are_kept_with_their_bytes(mail: Mail) -> None:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "ann@example.com", BOT, "logs", "<att@x>"
+    msg.set_content("see attached")
+    payload = b"%PDF-1.4 fake but binary \x00\xff"
+    msg.add_attachment(payload, maintype="application", subtype="pdf", filename="crash report.pdf")
+    await mail.deliver(msg.as_bytes())
+    event = await mail.next_event()
+    (attachment,) = event.attachments
+    assert (attachment.name, attachment.content_type) == ("crash report.pdf", "application/pdf")
+    assert attachment.size == len(payload)
+    header, _, data = attachment.url.partition(",")
+    assert header == "data:application/pdf;base64" and base64.b64decode(data) == payload
+    assert event.text == "see attached"
+
+
+# -- outbound ---------------------------------------------------------------------------------------
+
+
+async def test_a_reply_is_threaded_loop_safe_and_sent_as_text_and_html(mail: Mail) -> None:
+    await mail.deliver(
+        inbound(
+            "status?",
+            message_id="q2@example.com",
+            subject="Re: RE: Re: Outage",
+            in_reply_to="q1@example.com",
+            references=("q0@example.com", "q1@example.com"),
+        )
+    )
+    event = await mail.next_event()
+    sent = await mail.reply_and_receive(
+        Reply(conversation=event.conversation, text="All **green**:\n\n- api\n- web", in_reply_to=event.id)
+    )
+    msg = sent.message
+    assert sent.recipients == ["ann@example.com"] and sent.sender == BOT
+    assert msg["To"] == "ann@example.com" and msg["From"] == f"Switchboard <{BOT}>"
+    assert msg["Subject"] == "Re: Outage"
+    assert msg["In-Reply-To"] == "<q2@example.com>"
+    assert msg["References"].split() == ["<q0@example.com>", "<q1@example.com>", "<q2@example.com>"]
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg.get_content_type() == "multipart/alternative"
+    assert sent.text == "All **green**:\n\n- api\n- web"
+    assert "<strong>green</strong>" in sent.html and "<li>api</li>" in sent.html
+
+
+async def test_model_output_cannot_inject_html(mail: Mail) -> None:
+    await mail.deliver(inbound("hi", message_id="inj@x"))
+    event = await mail.next_event()
+    sent = await mail.reply_and_receive(Reply(conversation=event.conversation, text='<img src="https://evil/x">'))
+    assert "<img" not in sent.html and "&lt;img" in sent.html
+
+
+async def test_buttons_become_a_numbered_list_and_a_numbered_answer_becomes_an_action(mail: Mail) -> None:
+    await mail.deliver(inbound("deploy?", message_id="b1@x", subject="Deploy"))
+    event = await mail.next_event()
+    buttons = (Button("Approve", "approve"), Button("Deny", "deny"))
+    sent = await mail.reply_and_receive(Reply(conversation=event.conversation, text="Go?", buttons=buttons))
+    assert "1. Approve" in sent.text and "2. Deny" in sent.text
+
+    answer = f"2\n\nOn Mon, Switchboard <{BOT}> wrote:\n> Go?\n> 1. Approve\n> 2. Deny"
+    await mail.deliver(inbound(answer, message_id="b2@x", subject="Re: Deploy", in_reply_to="b1@x"))
+    action = await mail.next_event()
+    assert action.kind is EventKind.ACTION and action.meta["action"] == "deny"
+    assert action.conversation == event.conversation
+
+
+async def test_a_streamed_answer_is_sent_once_with_its_final_text(mail: Mail) -> None:
+    await mail.deliver(inbound("explain", message_id="s1@x"))
+    event = await mail.next_event()
+    first = Reply(conversation=event.conversation, text="Thinking", partial=True)
+    await mail.bus.send(first)
+    await mail.bus.send(Reply(conversation=event.conversation, text="Thinking harder", edit_of=first.id, partial=True))
+    final = Reply(conversation=event.conversation, text="The answer is 42.", edit_of=first.id)
+    sent = await mail.reply_and_receive(final)
+    await asyncio.sleep(0.2)
+    assert [m.text for m in mail.smtp.received] == ["The answer is 42."]
+    assert sent.message["In-Reply-To"] == "<s1@x>"
+
+
+async def test_a_deferred_send_is_retried_and_a_rejected_one_is_not(
+    mail: Mail, caplog: pytest.LogCaptureFixture
+) -> None:
+    await mail.deliver(inbound("ping", message_id="r1@x"))
+    event = await mail.next_event()
+    mail.smtp.defer_next(1)
+    sent = await mail.reply_and_receive(Reply(conversation=event.conversation, text="pong"))
+    assert sent.text == "pong" and mail.smtp.refused == 1 and len(mail.smtp.received) == 1
+
+    mail.smtp.clear()
+    mail.smtp.reject_next()
+    with caplog.at_level(logging.ERROR, logger="switchboard.adapters"):
+        await mail.bus.send(Reply(conversation=event.conversation, text="never"))
+        for _ in range(100):
+            if mail.smtp.refused:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+    assert mail.smtp.refused == 1 and mail.smtp.received == []  # 5xx is final: no retry storm
+    assert any("could not be delivered" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_reply_after_a_restart_still_threads_under_the_original_mail(mail: Mail) -> None:
+    fresh = create({}, mail_env(mail.imap, mail.smtp))  # remembers no thread
+    conversation = Event.from_dict(
+        {"id": "x", "kind": "message", "channel": "email", "sender": {"channel": "email", "id": "ann@example.com"},
+         "conversation": {"channel": "email", "space": BOT, "room": "ann@example.com", "thread": "root9@x"}}
+    ).conversation
+    await fresh.send(Reply(conversation=conversation, text="Done.", in_reply_to="email:last9@x"))
+    (sent,) = await mail.smtp.wait_for(1)
+    assert sent.message["In-Reply-To"] == "<last9@x>"
+    assert sent.message["References"].split() == ["<root9@x>", "<last9@x>"]
+    assert sent.message["Subject"] == "Message from Switchboard"
+
+
+# -- connection -------------------------------------------------------------------------------------
+
+
+async def test_a_dropped_imap_connection_is_re_made_and_mail_keeps_flowing(mail: Mail) -> None:
+    mail.imap.drop_connections()
+    await asyncio.sleep(0.1)
+    await mail.deliver(inbound("after the drop", message_id="reconnect@x"))  # waits for the new IDLE session
+    assert (await mail.next_event(within=10)).text == "after the drop"
+
+
+async def test_a_server_without_idle_is_polled() -> None:
+    imap = await ImapServer.start({BOT: IMAP_PASSWORD}, idle=False)
+    smtp = await SmtpSink.start(username=BOT, password=SMTP_PASSWORD)
+    adapter = create({"poll_interval": 0.2}, mail_env(imap, smtp))
+    bus = MemoryBus()
+    got: asyncio.Queue[Event] = asyncio.Queue()
+
+    async def collect(event: Event) -> None:
+        got.put_nowait(event)
+
+    bus.consume(collect)
+    await adapter.start(AdapterContext(bus=bus))
+    try:
+        await asyncio.wait_for(adapter.watcher.connected.wait(), 10)
+        assert adapter.mode is WatchMode.POLLING
+        uid = imap.deliver(BOT, inbound("polled", message_id="poll@x"))
+        event = await asyncio.wait_for(got.get(), 5)
+        assert event.text == "polled"
+        await asyncio.sleep(0.3)
+        assert SEEN in imap.flags(BOT, uid)
+    finally:
+        await adapter.stop()
+        await imap.stop()
+        await smtp.stop()
+
+
+async def test_a_wrong_imap_password_is_reported_without_revealing_it(caplog: pytest.LogCaptureFixture) -> None:
+    imap = await ImapServer.start({BOT: "the-right-one"})
+    smtp = await SmtpSink.start(username=BOT, password=SMTP_PASSWORD)
+    adapter = create({}, mail_env(imap, smtp))
+    with caplog.at_level(logging.DEBUG):
+        await adapter.start(AdapterContext(bus=MemoryBus()))
+        for _ in range(200):
+            if any("refused" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.02)
+        await adapter.stop()
+    await imap.stop()
+    await smtp.stop()
+    refused = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert refused and "login as bot@example.com refused" in refused[0].__dict__["error"]
+    everything = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert IMAP_PASSWORD not in everything and SMTP_PASSWORD not in everything
+
+
+# -- switching on -----------------------------------------------------------------------------------
+
+
+def test_the_adapter_switches_on_from_the_environment_with_percent_decoded_secrets() -> None:
+    env = {
+        "EMAIL_IMAP_URL": "imaps://bot%40example.com:p%40ss%2Fw0rd@imap.example.com/Support%20Desk",
+        "EMAIL_SMTP_URL": "smtp+starttls://bot%40example.com:s%20cret@smtp.example.com",
+        "EMAIL_ADDRESS": "Bot@Example.com",
+    }
+    ((adapter, status),) = [(a, s) for a, s in discover({}, env) if s.name == "email"]
+    assert status.live and isinstance(adapter, EmailAdapter)
+    settings = adapter.settings
+    assert (settings.imap.host, settings.imap.port) == ("imap.example.com", 993)
+    assert settings.imap.username == "bot@example.com"
+    assert settings.imap.password == "p@ss/w0rd" and settings.smtp.password == "s cret"
+    assert (settings.smtp.port, settings.mailbox, settings.address) == (587, "Support Desk", "bot@example.com")
+    assert "p@ss" not in status.detail and "p%40ss" not in status.detail and "p@ss" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"EMAIL_IMAP_URL": "pop3://u:p@h", "EMAIL_SMTP_URL": "smtp://h", "EMAIL_ADDRESS": "b@x.org"}, "imaps://"),
+        ({"EMAIL_IMAP_URL": "imaps://u:p@h", "EMAIL_SMTP_URL": "http://h", "EMAIL_ADDRESS": "b@x.org"}, "smtps://"),
+        ({"EMAIL_IMAP_URL": "imaps://h", "EMAIL_SMTP_URL": "smtp://h", "EMAIL_ADDRESS": "b@x.org"}, "needs a user"),
+        ({"EMAIL_IMAP_URL": "imaps://u:p@h", "EMAIL_SMTP_URL": "smtp://h", "EMAIL_ADDRESS": "bot"}, "mail address"),
+        ({"EMAIL_IMAP_URL": "imaps://u:p@h:99999", "EMAIL_SMTP_URL": "smtp://h", "EMAIL_ADDRESS": "b@x"}, "valid URL"),
+    ],
+)
+def test_a_misconfiguration_is_reported_clearly_and_without_the_secret(env: dict[str, str], problem: str) -> None:
+    ((adapter, status),) = [(a, s) for a, s in discover({}, env) if s.name == "email"]
+    assert adapter is None and not status.live
+    assert problem in status.detail and ":p@" not in status.detail
+
+
+def test_unknown_options_and_bad_allow_entries_are_refused() -> None:
+    env = {"EMAIL_IMAP_URL": "imaps://u:p@h", "EMAIL_SMTP_URL": "smtp://h", "EMAIL_ADDRESS": "b@x.org"}
+    with pytest.raises(ValueError, match="unknown option"):
+        create({"alow": ["a@x.org"]}, env)
+    with pytest.raises(ValueError, match="allow entries"):
+        create({"allow": ["example.com"]}, env)
