@@ -18,8 +18,8 @@ from bot.llm.errors import ModelNotConfigured
 
 # Where a provider's endpoint comes from when an alias names none (litellm reads the same variables).
 _BASE_ENV = {
-    "openai": ("OPENAI_API_BASE", "OPENAI_BASE_URL"),
-    "text-completion-openai": ("OPENAI_API_BASE", "OPENAI_BASE_URL"),
+    "openai": ("OPENAI_BASE_URL", "OPENAI_API_BASE"),
+    "text-completion-openai": ("OPENAI_BASE_URL", "OPENAI_API_BASE"),
     "azure": ("AZURE_API_BASE",),
     "anthropic": ("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"),
     "ollama": ("OLLAMA_API_BASE",),
