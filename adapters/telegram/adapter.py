@@ -47,7 +47,8 @@ from adapters.telegram.inbound import CHANNEL, BotIdentity, Normalizer
 from adapters.telegram.keyboard import CallbackValues
 from adapters.telegram.markup import Chunk, render_chunks
 from adapters.telegram.settings import WEBHOOK_PATH, TelegramSettings, UpdateMode
-from bot.events import Event, FileOut, Reply
+from bot.bus import Bus
+from bot.events import Event, FileOut, Reply, ReplyKind
 from bot.server import RequestTooLarge, json_error, read_body_capped
 
 log = logging.getLogger("switchboard.adapters.telegram")
@@ -300,6 +301,43 @@ class TelegramAdapter(Adapter):
         return JSONResponse({"ok": True})
 
     # -- outbound ----------------------------------------------------------------------------------
+
+    async def deliver_forever(self, bus: Bus) -> None:
+        """The base pump, with one lane per chat: a flood wait or a throttled streaming edit in one
+        chat never holds up replies to another, and each chat still gets its replies in order."""
+        lanes: dict[str, asyncio.Queue[Reply]] = {}
+        workers: set[asyncio.Task[None]] = set()
+        try:
+            async for reply in bus.replies(self.name):
+                if reply.kind is ReplyKind.TURN_END:
+                    continue
+                room = reply.conversation.room
+                lane = lanes.get(room)
+                if lane is None:
+                    lane = lanes[room] = asyncio.Queue()
+                    worker = asyncio.create_task(self._drain_lane(room, lane, lanes), name=f"telegram-lane:{room}")
+                    workers.add(worker)
+                    worker.add_done_callback(workers.discard)
+                lane.put_nowait(reply)
+            if workers:  # the bus stopped: finish what is queued
+                await asyncio.gather(*workers, return_exceptions=True)
+        finally:
+            for worker in list(workers):
+                worker.cancel()
+
+    async def _drain_lane(self, room: str, lane: asyncio.Queue[Reply], lanes: dict[str, asyncio.Queue[Reply]]) -> None:
+        while True:
+            try:
+                reply = lane.get_nowait()
+            except asyncio.QueueEmpty:
+                lanes.pop(room, None)  # no await since the check: nothing can slip in between
+                return
+            try:
+                await self.send(reply)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reply could not be delivered", extra={"adapter": CHANNEL, "reply_id": reply.id})
 
     async def send(self, reply: Reply) -> str:
         if not self.ready.is_set():

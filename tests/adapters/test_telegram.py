@@ -90,7 +90,7 @@ async def _live(fake: FakeTelegram, token: str, options: dict[str, Any], env: di
 @pytest.fixture(scope="module")
 async def polling() -> AsyncIterator[Live]:
     fake = await FakeTelegram(TOKEN).start()
-    live = await _live(fake, TOKEN, {"poll_timeout": 5, "edit_interval": 1.0}, {})
+    live = await _live(fake, TOKEN, {"poll_timeout": 5, "edit_interval": 1.0, "group_edit_interval": 1.5}, {})
     yield live
     await _shut(live)
     await live.bus.stop(drain_timeout=1)
@@ -307,6 +307,19 @@ async def test_streaming_edits_one_message_at_most_once_a_second_and_the_final_t
     assert message.text.endswith("— done") and message.edits == 1  # intermediate edits were skipped
     edits = [c.at for c in tg.fake.calls if c.method == "editMessageText"]
     assert edits[0] - started >= 0.95
+
+
+async def test_a_throttled_edit_in_one_chat_does_not_hold_up_another_chat(tg: Live) -> None:
+    group = ConversationRef(channel="telegram", room=str(GROUP))
+    first = Reply(conversation=group, text="Working on it", partial=True)
+    await tg.bus.send(first)
+    await tg.bus.send(Reply(conversation=group, text="Working on it: done", edit_of=first.id))  # waits 1.5 s
+    await tg.bus.send(Reply(conversation=_conv(ADA), text="meanwhile, in private"))
+    await tg.wait_sent(2)
+    assert [m.text for m in tg.fake.sent] == ["Working on it", "meanwhile, in private"]
+    assert tg.fake.sent[0].edits == 0  # the group's final edit is still waiting for its turn
+    await _until(lambda: tg.fake.sent[0].edits == 1)
+    assert tg.fake.sent[0].text == "Working on it: done"
 
 
 async def test_reply_files_are_uploaded(tg: Live) -> None:
