@@ -213,7 +213,8 @@ class LLM:
 
                 if delivered[0]:
                     error = type(error)(
-                        f"{target.model}: the answer broke off after it had started ({error})",
+                        f"{target.model}: the answer broke off after it had started "
+                        f"({str(error).removeprefix(target.model + ': ')})",
                         model=target.model,
                         retryable=error.retryable,
                         status=error.status,

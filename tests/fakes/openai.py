@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import inspect
 import json
+import logging
 import math
 import re
 import struct
@@ -54,6 +55,8 @@ class Text:
     text: str
     delay: float = 0.0
     finish_reason: str = "stop"
+    # When streaming: drop the connection after this many text pieces (a provider dying mid-answer).
+    break_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -381,6 +384,20 @@ class FakeOpenAI:
 # ---------------------------------------------------------------- wire format
 
 
+class _Dropped(Exception):
+    """Raised inside a stream to cut the connection like a crashing provider."""
+
+
+class _QuietDrops(logging.Filter):
+    """Keep uvicorn from printing a traceback for connections we drop on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], _Dropped))
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+
+
 @dataclass
 class _Completion:
     id: str
@@ -390,6 +407,7 @@ class _Completion:
     tool_calls: list[dict[str, Any]]
     finish_reason: str
     usage: dict[str, int]
+    break_after: int | None = None
 
     @classmethod
     def build(cls, answer: Text | ToolCalls, *, model: str, prompt_tokens: int) -> _Completion:
@@ -403,6 +421,7 @@ class _Completion:
         else:
             finish = answer.finish_reason
         text = answer.text
+        break_after = answer.break_after if isinstance(answer, Text) else None
         completion_tokens = _count_tokens(text) + sum(
             _count_tokens(c["function"]["name"] + " " + c["function"]["arguments"]) for c in tool_calls
         )
@@ -418,6 +437,7 @@ class _Completion:
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             },
+            break_after=break_after,
         )
 
     def message(self) -> dict[str, Any]:
@@ -449,7 +469,9 @@ class _Completion:
 
     async def sse(self, include_usage: bool, chunk_delay: float) -> AsyncIterator[str]:
         yield self._chunk({"role": "assistant", "content": "", "refusal": None}, None, include_usage)
-        for piece in _split_words(self.text):
+        for sent, piece in enumerate(_split_words(self.text)):
+            if sent == self.break_after:
+                raise _Dropped  # uvicorn aborts the response: the client sees the body end mid-stream
             if chunk_delay:
                 await asyncio.sleep(chunk_delay)
             yield self._chunk({"content": piece}, None, include_usage)

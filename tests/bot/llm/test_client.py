@@ -251,6 +251,37 @@ async def test_a_failing_delta_consumer_is_not_retried_and_its_error_propagates(
     assert len(fake.requests) == 1
 
 
+async def test_a_stream_that_breaks_before_any_text_is_retried(fake: FakeOpenAI) -> None:
+    llm = make_llm(fake)
+    fake.script(Text("lost", break_after=0), Text("second try works"))
+    pieces: list[str] = []
+
+    async def on_delta(piece: str) -> None:
+        pieces.append(piece)
+
+    answer = await llm.complete(user("hi"), on_delta=on_delta)
+
+    assert (answer.text, answer.attempts) == ("second try works", 2)
+    assert "".join(pieces) == "second try works"
+
+
+async def test_a_stream_that_breaks_after_text_was_shown_is_not_retried(fake: FakeOpenAI) -> None:
+    llm = make_llm(fake)
+    fake.script(Text("one two three four", break_after=2), Text("never asked for"))
+    pieces: list[str] = []
+
+    async def on_delta(piece: str) -> None:
+        pieces.append(piece)
+
+    with pytest.raises(LLMError) as caught:
+        await llm.complete(user("hi"), on_delta=on_delta)
+
+    # The person saw "one two " once; a retry would have shown a second, different beginning.
+    assert pieces == ["one ", "two "]
+    assert "broke off after it had started" in str(caught.value)
+    assert len(fake.requests) == 1
+
+
 # ---------------------------------------------------------------- configuration and accounting
 
 
