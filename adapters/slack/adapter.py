@@ -11,15 +11,10 @@ stable `Event.id` does, at `bus.publish`.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hashlib
 import logging
 import random
 import re
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import to_starlette_response
@@ -37,32 +32,16 @@ from adapters.base import Adapter, AdapterContext, Capability
 from adapters.slack import render
 from adapters.slack.inbound import NAME, Inbound, InboundPolicy
 from adapters.slack.lru import BoundedDict
+from adapters.slack.outbound import Outbound
 from adapters.slack.settings import SlackMode, SlackSettings
-from bot.events import ConversationRef, Event, Reply, ReplyKind
+from bot.events import Event, Reply, ReplyKind
 from bot.server import RequestTooLarge, json_error, read_body_capped
 
 log = logging.getLogger("switchboard.adapters.slack")
 
-_LONG_VALUE = "sb-ref:"  # button values over Slack's 2,000 characters travel as a reference
 _NAME_LOOKUP_TIMEOUT = 1.0  # seconds; the ack path must stay well inside Slack's 3 s
 _MIN_BODY_CAP = 512 * 1024  # Slack payloads with blocks and files exceed a chat message's cap
 _FATAL_AUTH = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "not_allowed_token_type"})
-
-
-@dataclass(slots=True)
-class _Posted:
-    """The Slack messages one reply became, and the state of its stream of edits."""
-
-    conversation: ConversationRef
-    channel: str
-    thread_ts: str
-    ts: list[str]
-    texts: list[str]
-    last_edit: float = 0.0
-    latest: Reply | None = None  # newest skipped partial edit, rendered by the flush task
-    flush: asyncio.Task[None] | None = None
-    done: bool = False
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class SlackAdapter(Adapter):
@@ -83,10 +62,9 @@ class SlackAdapter(Adapter):
         self._inbound: Inbound | None = None
         self._socket: Any = None  # AsyncSocketModeHandler, imported only in Socket Mode
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._posted: BoundedDict[str, _Posted] = BoundedDict(2_000)
+        self._outbound: Outbound | None = None
         self._askers: BoundedDict[str, str] = BoundedDict(10_000)  # Event.id -> Slack user (ephemeral replies)
         self._names: BoundedDict[str, str] = BoundedDict(10_000)
-        self._long_values: BoundedDict[str, str] = BoundedDict(10_000)
         self.connected = asyncio.Event()
         self.failure = ""  # Slack's error code when it refused our token
 
@@ -112,6 +90,9 @@ class SlackAdapter(Adapter):
             allowed_users=s.allowed_users,
         ))
         self._client = self._web_client(s.bot_token)
+        self._outbound = Outbound(
+            self._client, self._inbound, edit_interval=s.edit_interval, askers=self._askers, spawn=self._spawn
+        )
         self.app = AsyncApp(
             client=self._client,
             signing_secret=s.signing_secret,
@@ -122,7 +103,7 @@ class SlackAdapter(Adapter):
         self._register(self.app)
         if s.mode is SlackMode.HTTP:
             assert context.server is not None
-            for path in (s.events_path, "/slack/commands", "/slack/actions"):
+            for path in dict.fromkeys((s.events_path, "/slack/commands", "/slack/actions")):
                 context.server.add_route(path, self._http_endpoint, methods=["POST"])
         if context.server is not None:
             context.server.add_health_check(NAME, self.health)
@@ -270,9 +251,8 @@ class SlackAdapter(Adapter):
         assert self._inbound is not None
         event = self._inbound.block_action(body)
         if event is not None:
-            value = str(event.meta.get("action", ""))
-            if value.startswith(_LONG_VALUE):
-                event.meta["action"] = self._long_values.get(value.removeprefix(_LONG_VALUE), value)
+            if self._outbound is not None:
+                event.meta["action"] = self._outbound.decode_value(str(event.meta.get("action", "")))
             await self._publish(event)
 
     async def _on_other(self) -> None:
@@ -312,147 +292,6 @@ class SlackAdapter(Adapter):
     async def send(self, reply: Reply) -> str:
         if reply.kind is ReplyKind.TURN_END:
             return ""
-        if reply.ephemeral:
-            return await self._send_ephemeral(reply)
-        if reply.edit_of:
-            posted = self._posted.get(reply.edit_of)
-            if posted is not None:
-                return await self._edit(posted, reply)
-        posted = await self._post(reply)
-        # A stream whose first message we never saw still gets one message, edited from then on.
-        self._posted[reply.edit_of or reply.id] = posted
-        if reply.edit_of and not reply.partial:
-            posted.done = True
-        return posted.ts[0] if posted.ts else ""
-
-    def _target(self, reply: Reply) -> tuple[str, str]:
-        conversation = reply.conversation
-        return conversation.room, (conversation.thread if reply.in_thread else "")
-
-    async def _post(self, reply: Reply) -> _Posted:
-        channel, thread_ts = self._target(reply)
-        posted = _Posted(reply.conversation, channel, thread_ts, ts=[], texts=[], last_edit=time.monotonic())
-        pieces = render.chunks(render.reply_markdown(reply.text, reply.files))
-        if pieces == [""]:
-            # A stream starts with a placeholder to edit; an empty final reply may still carry buttons
-            # or files (sent below); otherwise there is nothing to post.
-            pieces = ["…"] if reply.partial else ([""] if reply.buttons else [])
-        for i, chunk in enumerate(pieces):
-            last = i == len(pieces) - 1
-            ts = await self._post_one(posted, chunk, reply.buttons if last else ())
-            posted.ts.append(ts)
-            posted.texts.append(chunk)
-        await self._upload_files(reply, channel, thread_ts)
-        return posted
-
-    async def _post_one(self, posted: _Posted, chunk: str, buttons: Any) -> str:
-        assert self._client is not None and self._inbound is not None
-        msg = render.message(chunk, buttons, self._encode_value)
-        answer = await self._client.chat_postMessage(
-            channel=posted.channel, thread_ts=posted.thread_ts or None, text=msg.text, blocks=msg.blocks,
-        )
-        ts = answer.get("ts") or ""
-        room = answer.get("channel") or posted.channel
-        if posted.thread_ts:
-            self._inbound.bot_threads[(room, posted.thread_ts)] = True
-        self._inbound.bot_messages[(room, ts)] = posted.conversation
-        return ts
-
-    async def _edit(self, posted: _Posted, reply: Reply) -> str:
-        """Streaming: edit at most once per `edit_interval`; the final text is always rendered."""
-        async with posted.lock:
-            if posted.done:
-                return posted.ts[0] if posted.ts else ""
-            wait = posted.last_edit + self.settings.edit_interval - time.monotonic()
-            if reply.partial and wait > 0:
-                posted.latest = reply
-                if posted.flush is None or posted.flush.done():
-                    posted.flush = self._spawn(self._flush_later(posted, wait), "slack-stream-flush")
-                return posted.ts[0] if posted.ts else ""
-            posted.latest = None
-            if not reply.partial:
-                posted.done = True
-                if posted.flush is not None and posted.flush is not asyncio.current_task():
-                    posted.flush.cancel()
-            await self._render_edit(posted, reply)
-        if not reply.partial:
-            await self._upload_files(reply, posted.channel, posted.thread_ts)
-        return posted.ts[0] if posted.ts else ""
-
-    async def _flush_later(self, posted: _Posted, wait: float) -> None:
-        await asyncio.sleep(wait)
-        async with posted.lock:
-            latest, posted.latest = posted.latest, None
-            if latest is not None and not posted.done:
-                try:
-                    await self._render_edit(posted, latest)
-                except Exception as exc:  # an intermediate edit is expendable: the final one follows
-                    log.warning("a streamed edit failed", extra={"error": repr(exc)})
-
-    async def _render_edit(self, posted: _Posted, reply: Reply) -> None:
-        assert self._client is not None
-        pieces = render.chunks(render.reply_markdown(reply.text, reply.files))
-        for i, chunk in enumerate(pieces):
-            buttons = reply.buttons if i == len(pieces) - 1 else ()
-            if i < len(posted.ts):
-                if chunk == posted.texts[i] and not buttons:
-                    continue
-                msg = render.message(chunk, buttons, self._encode_value)
-                await self._client.chat_update(
-                    channel=posted.channel, ts=posted.ts[i], text=msg.text, blocks=msg.blocks
-                )
-                posted.texts[i] = chunk
-            else:
-                posted.ts.append(await self._post_one(posted, chunk, buttons))
-                posted.texts.append(chunk)
-        # The text shrank below what earlier edits needed: remove the messages left over.
-        while len(posted.ts) > len(pieces):
-            ts = posted.ts.pop()
-            posted.texts.pop()
-            with contextlib.suppress(SlackApiError):
-                await self._client.chat_delete(channel=posted.channel, ts=ts)
-        posted.last_edit = time.monotonic()
-
-    async def _send_ephemeral(self, reply: Reply) -> str:
-        """Only the person who asked sees it; Slack cannot edit these, so each is one-shot."""
-        assert self._client is not None
-        user = str(reply.meta.get("user") or self._askers.get(reply.in_reply_to) or "")
-        if not user:
-            raise ValueError(
-                f"ephemeral reply {reply.id} names no Slack user: set meta['user'] or in_reply_to a recent event"
-            )
-        channel, thread_ts = self._target(reply)
-        pieces = render.chunks(render.reply_markdown(reply.text, reply.files))
-        first = ""
-        for i, chunk in enumerate(pieces):
-            msg = render.message(chunk, reply.buttons if i == len(pieces) - 1 else (), self._encode_value)
-            answer = await self._client.chat_postEphemeral(
-                channel=channel, user=user, thread_ts=thread_ts or None, text=msg.text, blocks=msg.blocks,
-            )
-            first = first or answer.get("message_ts") or ""
-        return first
-
-    @staticmethod
-    def _uploads(reply: Reply) -> list[Any]:
-        return [f for f in reply.files if f.data_b64]
-
-    async def _upload_files(self, reply: Reply, channel: str, thread_ts: str) -> None:
-        uploads = self._uploads(reply)
-        if not uploads:
-            return
-        assert self._client is not None
-        files = []
-        for f in uploads:
-            try:
-                content = base64.b64decode(f.data_b64, validate=True)
-            except (binascii.Error, ValueError):
-                raise ValueError(f"file {f.name!r} of reply {reply.id} is not valid base64") from None
-            files.append({"content": content, "filename": f.name, "title": f.name})
-        await self._client.files_upload_v2(channel=channel, thread_ts=thread_ts or None, file_uploads=files)
-
-    def _encode_value(self, value: str) -> str:
-        if len(value) <= render.Limit.BUTTON_VALUE_CHARS:
-            return value
-        key = hashlib.sha256(value.encode()).hexdigest()[:32]
-        self._long_values[key] = value
-        return _LONG_VALUE + key
+        if self._outbound is None:
+            raise RuntimeError("the Slack adapter was asked to send before it started")
+        return await self._outbound.send(reply)

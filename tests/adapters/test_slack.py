@@ -363,6 +363,27 @@ async def test_streaming_edits_one_message_at_most_once_a_second_and_renders_the
     assert fake.messages[0].sections == [to_mrkdwn(final)]
 
 
+async def test_a_stream_that_outgrows_one_message_continues_in_the_next(http, fake: FakeSlack) -> None:
+    running, _ = http
+    conversation = ConversationRef("slack", "C0GENERAL", fake.team_id, fake.next_ts())
+    first = Reply(conversation=conversation, text="", partial=True)
+    await running.adapter.send(first)
+    assert fake.messages[0].text == "…"  # a placeholder to edit
+    long_text = "\n\n".join("chunk " * 400 for _ in range(6))  # ~14,000 characters: two messages
+    await running.adapter.send(Reply(conversation=conversation, text=long_text, edit_of=first.id))
+    assert len(fake.messages) == 2 and all(m.thread_ts == conversation.thread for m in fake.messages)
+    assert " ".join(s for m in fake.messages for s in m.sections).split() == long_text.split()
+
+
+async def test_a_reply_with_a_broken_file_is_refused_before_anything_is_posted(http, fake: FakeSlack) -> None:
+    running, _ = http
+    reply = Reply(conversation=ConversationRef("slack", "D0ADA", fake.team_id), text="see file",
+                  files=(FileOut("x.bin", data_b64="not base64!"),))
+    with pytest.raises(ValueError, match="not valid base64"):
+        await running.adapter.send(reply)
+    assert fake.calls_to("chat.postMessage") == []
+
+
 async def test_an_ephemeral_reply_is_shown_only_to_the_person_who_asked(http, fake: FakeSlack) -> None:
     running, deliver = http
     running.on_event(_answer("your token is hidden", ephemeral=True))
