@@ -308,6 +308,8 @@ def _temporary_code(exc: aiosmtplib.SMTPException) -> int | None:
         return codes[0] if codes and all(400 <= c < 500 for c in codes) else None
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return exc.code if 400 <= exc.code < 500 else None
+    if isinstance(exc.__cause__, ssl.SSLError):
+        return None  # an untrusted certificate or a TLS mismatch does not heal by waiting
     if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPTimeoutError):
         return 0
     return None

@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from email.utils import formatdate
+from urllib.parse import quote
 
 import pytest
 
@@ -25,12 +26,14 @@ IMAP_PASSWORD = "imap-secret"
 SMTP_PASSWORD = "s3cr@t/ü 1"  # needs percent-encoding in the URL
 
 
-def mail_env(imap: ImapServer, smtp: SmtpSink, address: str = BOT) -> dict[str, str]:
-    from urllib.parse import quote
-
+def mail_env(
+    imap: ImapServer, smtp: SmtpSink, *, address: str = BOT, imap_scheme: str = "imap", smtp_scheme: str = "smtp"
+) -> dict[str, str]:
+    """The EMAIL_* variables an operator would set, credentials percent-encoded."""
+    user = quote(BOT, safe="")
     return {
-        "EMAIL_IMAP_URL": f"imap://{quote(BOT, safe='')}:{quote(IMAP_PASSWORD, safe='')}@127.0.0.1:{imap.port}/INBOX",
-        "EMAIL_SMTP_URL": f"smtp://{quote(BOT, safe='')}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{smtp.port}",
+        "EMAIL_IMAP_URL": f"{imap_scheme}://{user}:{quote(IMAP_PASSWORD, safe='')}@127.0.0.1:{imap.port}/INBOX",
+        "EMAIL_SMTP_URL": f"{smtp_scheme}://{user}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{smtp.port}",
         "EMAIL_ADDRESS": address,
     }
 

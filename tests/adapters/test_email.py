@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+import aiosmtplib
 import pytest
+import trustme
 
 from adapters.base import AdapterContext
 from adapters.email import EmailAdapter, create
@@ -458,3 +461,67 @@ def test_unknown_options_and_bad_allow_entries_are_refused() -> None:
         create({"alow": ["a@x.org"]}, env)
     with pytest.raises(ValueError, match="allow entries"):
         create({"allow": ["example.com"]}, env)
+
+
+# -- TLS --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
+    """A server context signed by a throwaway CA, and that CA's file for the adapter's `ca_file`."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
+    ca_file = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return server, str(ca_file)
+
+
+@pytest.mark.parametrize(("imap_scheme", "smtp_scheme"), [("imaps", "smtps"), ("imaps", "smtp+starttls")])
+async def test_tls_servers_are_verified_against_the_configured_ca(
+    tls: tuple[ssl.SSLContext, str], imap_scheme: str, smtp_scheme: str
+) -> None:
+    server_tls, ca_file = tls
+    imap = await ImapServer.start({BOT: IMAP_PASSWORD}, tls=server_tls)
+    smtp = await SmtpSink.start(
+        username=BOT, password=SMTP_PASSWORD, tls=server_tls, implicit_tls=smtp_scheme == "smtps"
+    )
+    env = mail_env(imap, smtp, imap_scheme=imap_scheme, smtp_scheme=smtp_scheme)
+    adapter = create({"ca_file": ca_file}, env)
+    bus = MemoryBus()
+    got: asyncio.Queue[Event] = asyncio.Queue()
+
+    async def answer(event: Event) -> None:
+        got.put_nowait(event)
+        await adapter.send(Reply(conversation=event.conversation, text="over TLS", in_reply_to=event.id))
+
+    bus.consume(answer)
+    await adapter.start(AdapterContext(bus=bus))
+    try:
+        await asyncio.wait_for(adapter.watcher.connected.wait(), 10)
+        await imap.wait_idle(BOT)
+        imap.deliver(BOT, inbound("secure?", message_id=f"tls-{smtp_scheme}@x"))
+        (sent,) = await smtp.wait_for(1)
+        assert sent.text == "over TLS" and smtp.auth_failures == 0
+    finally:
+        await adapter.stop()
+        await imap.stop()
+        await smtp.stop()
+
+
+async def test_an_untrusted_certificate_is_refused_and_not_retried(tls: tuple[ssl.SSLContext, str]) -> None:
+    server_tls, _ = tls
+    imap = await ImapServer.start({BOT: IMAP_PASSWORD})
+    smtp = await SmtpSink.start(username=BOT, password=SMTP_PASSWORD, tls=server_tls, implicit_tls=True)
+    adapter = create({}, mail_env(imap, smtp, smtp_scheme="smtps"))  # no ca_file: the system CAs only
+    conversation = Event.from_dict(
+        {"id": "x", "kind": "message", "channel": "email", "sender": {"channel": "email", "id": "ann@example.com"},
+         "conversation": {"channel": "email", "space": BOT, "room": "ann@example.com", "thread": "t@x"}}
+    ).conversation
+    try:
+        with pytest.raises(aiosmtplib.SMTPConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await asyncio.wait_for(adapter.send(Reply(conversation=conversation, text="leak?")), 5)
+        assert smtp.received == []
+    finally:
+        await imap.stop()
+        await smtp.stop()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import ssl
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -83,7 +84,11 @@ class SmtpSink:
         self.port = 0
 
     @classmethod
-    async def start(cls, *, username: str, password: str) -> SmtpSink:
+    async def start(
+        cls, *, username: str, password: str, tls: ssl.SSLContext | None = None, implicit_tls: bool = False
+    ) -> SmtpSink:
+        """`tls` with `implicit_tls` serves SMTPS (TLS from the first byte); `tls` alone offers and
+        requires STARTTLS."""
         sink = cls(username, password)
         loop = asyncio.get_running_loop()
         handler = _SinkHandler(sink)
@@ -97,10 +102,12 @@ class SmtpSink:
                     auth_required=True,
                     auth_require_tls=False,
                     authenticator=sink._authenticate,
+                    tls_context=None if implicit_tls else tls,
+                    require_starttls=tls is not None and not implicit_tls,
                     loop=loop,
                 )
 
-        sink._server = await loop.create_server(new_session, "127.0.0.1", 0)
+        sink._server = await loop.create_server(new_session, "127.0.0.1", 0, ssl=tls if implicit_tls else None)
         sink.port = sink._server.sockets[0].getsockname()[1]
         return sink
 
@@ -186,7 +193,10 @@ class ImapServer:
         self.port = 0
 
     @classmethod
-    async def start(cls, accounts: dict[str, str], *, idle: bool = True) -> ImapServer:
+    async def start(
+        cls, accounts: dict[str, str], *, idle: bool = True, tls: ssl.SSLContext | None = None
+    ) -> ImapServer:
+        """`tls` serves IMAPS (TLS from the first byte)."""
         server = cls(accounts, idle=idle)
         loop = asyncio.get_running_loop()
         protocol_class = type("ImapSession", (_StrictImapProtocol,), {"accounts": server.accounts})
@@ -196,7 +206,7 @@ class ImapServer:
             server.sessions.append(session)
             return session
 
-        server._server = await loop.create_server(new_session, "127.0.0.1", 0)
+        server._server = await loop.create_server(new_session, "127.0.0.1", 0, ssl=tls)
         server.port = server._server.sockets[0].getsockname()[1]
         return server
 
