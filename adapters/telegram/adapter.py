@@ -280,7 +280,7 @@ class TelegramAdapter(Adapter):
         app = self._app
         if app is None or not self.ready.is_set():
             return json_error(503, "the Telegram adapter is starting", code="not_ready")
-        limit = self._context.server.max_body_bytes if self._context and self._context.server else 1 << 20
+        limit = self._context.max_message_bytes if self._context else 64 * 1024
         try:
             data = json.loads(await read_body_capped(request, limit))
         except RequestTooLarge as exc:

@@ -26,6 +26,7 @@ _LINK_SCHEMES = ("http://", "https://", "tg://", "mailto:")
 _LANG = re.compile(r"[^A-Za-z0-9_+#.-]")
 _TAG = re.compile(r"<[^>]*>")
 _FORMAT_TAGS = {"strong": "b", "em": "i", "s": "s"}
+_EMPTY_PAIR = re.compile(r"<(b|i|s)></\1>")  # left behind when formatting is closed around code
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,12 @@ def _parser() -> MarkdownIt:
 
 def to_html(markdown: str) -> str:
     """Render one markdown text as Telegram-safe HTML."""
-    return _HtmlRenderer().render(_parser().parse(markdown))
+    rendered = _HtmlRenderer().render(_parser().parse(markdown))
+    while True:
+        tidy = _EMPTY_PAIR.sub("", rendered)
+        if tidy == rendered:
+            return tidy
+        rendered = tidy
 
 
 def _esc(text: str) -> str:

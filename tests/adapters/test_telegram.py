@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from adapters.base import AdapterContext
 from adapters.registry import discover
 from adapters.telegram import TelegramAdapter, create
 from adapters.telegram.inbound import BotIdentity, Normalizer
+from adapters.telegram.markup import to_html, visible_text
 from adapters.telegram.settings import settings_from
 from bot.bus.memory import MemoryBus
 from bot.events import Button, ConversationRef, Event, EventKind, FileOut, Reply
@@ -329,6 +331,36 @@ async def test_reply_files_are_uploaded(tg: Live) -> None:
     text, document = tg.fake.sent
     assert text.text == "the report"
     assert (document.kind, document.file_name, document.file_size) == ("document", "report.pdf", 13)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "html"),
+    [
+        ("# Status `ok`", "<b>Status </b><code>ok</code>"),
+        ("- one\n- two", "• one\n• two"),
+        ("```sql\nselect 1 < 2\n```", '<pre><code class="language-sql">select 1 &lt; 2</code></pre>'),
+        ("<b>raw html</b> stays text", "&lt;b&gt;raw html&lt;/b&gt; stays text"),
+        ("[click](javascript:alert(1))", "[click](javascript:alert(1))"),
+        ("**bold `code` bold**", "<b>bold </b><code>code</code><b> bold</b>"),
+        ("> quoted\n> > twice", "<blockquote>quoted\n\ntwice</blockquote>"),
+        ("|a|b|\n|-|-|\n|1|22|", "<pre>a | b\n--+---\n1 | 22</pre>"),
+    ],
+)
+def test_markdown_renders_to_the_html_telegram_accepts(markdown: str, html: str) -> None:
+    assert to_html(markdown) == html
+    parse_html(html)
+
+
+def test_no_markdown_whatsoever_produces_html_telegram_would_refuse() -> None:
+    """Fuzz: random soup of markdown markers, HTML, entities and emoji always renders to valid HTML."""
+    atoms = ["**", "*", "_", "__", "~~", "`", "```", "```py\n", "\n", "\n\n", "> ", "- ", "1. ", "# ", "[", "](",
+             ")", "https://x.io/?b=1&c=2", "<b>", "</i>", "&", "&amp;", "<", ">", '"', "word", " ", "|", "|-|",
+             "![", "\\", "😀", "    ", "---", "javascript:x"]
+    rng = random.Random(7)
+    for _ in range(2000):
+        source = "".join(rng.choice(atoms) for _ in range(rng.randint(1, 40)))
+        rendered = to_html(source)
+        assert parse_html(rendered) == visible_text(rendered), source
 
 
 # -- webhook ----------------------------------------------------------------------------------------
