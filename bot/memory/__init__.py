@@ -16,7 +16,8 @@ from bot.memory.history import ConversationHistory, HistoryWindow, Summarize
 from bot.memory.linking import IdentityLinker, LinkError, LinkResult
 from bot.memory.store import Memory, MemoryKind, MemoryRequestError, MemoryStore
 
-DEFAULT_MIN_SIMILARITY = 0.3
+# Static embeddings score related short sentences from ~0.15: recall generously, a stray memory costs little.
+DEFAULT_MIN_SIMILARITY = 0.1
 
 
 class MemoryService:
