@@ -244,6 +244,8 @@ class SlackAdapter(Adapter):
             return
         # in_channel echoes the person's command into the channel, so the answer has context.
         await ack(response_type="in_channel")
+        if self._outbound is not None and body.get("response_url"):
+            self._outbound.response_urls[event.id] = str(body["response_url"])
         await self._publish(event)
 
     async def _on_action(self, ack: Any, body: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from bot.events import Attachment, ConversationRef, Event, EventKind, Sender
 NAME = "slack"
 
 # Message subtypes a person produces; the rest (edits, deletions, joins, topic changes...) are not chat.
-_CHAT_SUBTYPES = frozenset({"", "file_share", "thread_broadcast", "me_message"})
+_CHAT_SUBTYPES = frozenset({"", "file_share", "thread_broadcast", "me_message", "bot_message"})
 _LINK = re.compile(r"<((?:https?|mailto|tel):[^|>]+)(?:\|([^>]*))?>")
 _CHANNEL = re.compile(r"<#([A-Z0-9]+)(?:\|([^>]*))?>")
 _SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
@@ -78,8 +78,8 @@ class Inbound:
         subtype = event.get("subtype") or ""
         if subtype not in _CHAT_SUBTYPES:
             return None
-        user = event.get("user") or ""
         is_bot = bool(event.get("bot_id")) or subtype == "bot_message"
+        user = event.get("user") or event.get("bot_id") or ""  # integrations post as a bot id only
         if not user or user == bot_user_id or (is_bot and self.policy.ignore_bots):
             return None
         channel = event.get("channel") or ""

@@ -22,6 +22,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack import render
 from adapters.slack.inbound import Inbound
@@ -31,6 +32,8 @@ from bot.events import Button, ConversationRef, Reply
 log = logging.getLogger("switchboard.adapters.slack")
 
 LONG_VALUE = "sb-ref:"  # button values over Slack's 2,000 characters travel as a reference
+# chat.postMessage errors meaning "the bot cannot post in that room" (not invited, someone else's DM).
+_NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[Any]"]
 
 
@@ -48,6 +51,7 @@ class _Posted:
     flush: asyncio.Task[Any] | None = None
     done: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    response_url: str = ""  # set when the answer went through a slash command's response_url
 
     @property
     def first_ts(self) -> str:
@@ -66,6 +70,8 @@ class Outbound:
         self._spawn = spawn
         self._posted: BoundedDict[str, _Posted] = BoundedDict(2_000)
         self.long_values: BoundedDict[str, str] = BoundedDict(10_000)
+        # Slash-command Event.id -> its response_url: the way to answer in rooms the bot is not in.
+        self.response_urls: BoundedDict[str, str] = BoundedDict(5_000)
 
     async def send(self, reply: Reply) -> str:
         uploads = _decoded_uploads(reply)  # refuse bad files before anything is posted
@@ -75,7 +81,15 @@ class Outbound:
             posted = self._posted.get(reply.edit_of)
             if posted is not None:
                 return await self._edit(posted, reply, uploads)
-        posted = await self._post(reply)
+        try:
+            posted = await self._post(reply)
+        except SlackApiError as exc:
+            url = self.response_urls.get(reply.in_reply_to)
+            if exc.response.get("error") not in _NOT_A_MEMBER or not url:
+                raise
+            posted = _Posted(reply.conversation, reply.conversation.room, "", response_url=url)
+            if not reply.partial:
+                await self._send_to_response_url(url, reply)
         # A stream whose first message we never saw (or forgot) still gets one message, edited from then on.
         self._posted[reply.edit_of or reply.id] = posted
         posted.done = bool(reply.edit_of) and not reply.partial
@@ -129,6 +143,10 @@ class Outbound:
                 posted.done = True
                 if posted.flush is not None:
                     posted.flush.cancel()
+            if posted.response_url:  # cannot be edited: only the final text is sent
+                if not reply.partial:
+                    await self._send_to_response_url(posted.response_url, reply)
+                return posted.first_ts
             await self._render_edit(posted, reply)
         if not reply.partial:
             await self._upload(uploads, posted)
@@ -190,8 +208,18 @@ class Outbound:
             first = first or answer.get("message_ts") or ""
         return first
 
+    async def _send_to_response_url(self, url: str, reply: Reply) -> None:
+        """Answer a slash command in a room the bot cannot post in (Slack allows 5 uses in 30 minutes)."""
+        webhook = AsyncWebhookClient(url, retry_handlers=list(self._client.retry_handlers))
+        pieces = render.chunks(render.reply_markdown(reply.text, reply.files))
+        for i, chunk in enumerate(pieces):
+            msg = render.message(chunk, reply.buttons if i == len(pieces) - 1 else (), self._encode_value)
+            answer = await webhook.send(text=msg.text, blocks=msg.blocks, response_type="in_channel")
+            if answer.status_code != 200:
+                raise RuntimeError(f"Slack refused the slash command response: {answer.status_code} {answer.body}")
+
     async def _upload(self, uploads: list[dict[str, Any]], posted: _Posted) -> None:
-        if uploads:
+        if uploads and not posted.response_url:
             await self._client.files_upload_v2(
                 channel=posted.channel, thread_ts=posted.thread_ts or None, file_uploads=uploads
             )

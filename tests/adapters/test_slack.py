@@ -260,6 +260,22 @@ async def test_a_slash_command_is_acknowledged_at_once_and_the_work_runs_after(h
     assert reply.channel == "C0GENERAL" and reply.thread_ts == "" and reply.sections == ["deployed `api`"]
 
 
+async def test_a_slash_command_in_a_room_the_bot_is_not_in_is_answered_through_response_url(
+    http, fake: FakeSlack
+) -> None:
+    running, deliver = http
+    fake.members = {"C0GENERAL"}
+    running.on_event(_answer("**status**: all green"))
+    response = await deliver.command(fake.slash_command("status", channel="C0ELSEWHERE"))
+    assert response.status_code == 200
+    for _ in range(250):
+        if fake.responses:
+            break
+        await asyncio.sleep(0.02)
+    assert [r["text"] for r in fake.responses] == ["*status*: all green"]
+    assert fake.responses[0]["response_type"] == "in_channel" and fake.messages == []
+
+
 async def test_buttons_are_block_kit_and_a_press_becomes_an_action_event(http, fake: FakeSlack) -> None:
     running, deliver = http
     long_value = "x" * 2500  # over Slack's 2,000-character limit for a button value
@@ -601,3 +617,14 @@ def test_a_prefixed_message_is_a_command_even_after_a_mention() -> None:
     event = _inbound().message(fake.event_body(message), message, "U0BOT")
     assert event is not None and event.kind is EventKind.COMMAND
     assert event.command is not None and event.command.args == ("me", "in", "2h")
+
+
+def test_other_bots_are_heard_only_when_configured() -> None:
+    fake = FakeSlack()
+    alert = fake.message("disk full on db-1", channel="C0ALERTS", user="", subtype="bot_message", bot_id="B0GRAFANA")
+    alert.pop("user")
+    assert _inbound(channel_messages=ChannelMessages.ALL).message(fake.event_body(alert), alert, "U0BOT") is None
+    event = _inbound(channel_messages=ChannelMessages.ALL, ignore_bots=False).message(
+        fake.event_body(alert), alert, "U0BOT"
+    )
+    assert event is not None and event.sender.is_bot and event.sender.id == "B0GRAFANA"

@@ -76,6 +76,8 @@ class FakeSlack:
         self.deleted: list[PostedMessage] = []
         self.uploads: dict[str, dict[str, Any]] = {}
         self.acks: dict[str, dict[str, Any]] = {}
+        self.responses: list[dict[str, Any]] = []  # bodies POSTed to slash-command response_urls
+        self.members: set[str] | None = None  # channels the bot is in (None: every channel)
         self.socket_connects = 0
         self._rate_limits: list[_RateLimit] = []
         self._ts = itertools.count(1)
@@ -92,6 +94,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket", self._socket)
+        app.router.add_post("/response/{id}", self._response_url)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -124,6 +127,8 @@ class FakeSlack:
         self.messages.clear()
         self.deleted.clear()
         self.uploads.clear()
+        self.responses.clear()
+        self.members = None
         self._rate_limits.clear()
 
     def calls_to(self, method: str) -> list[ApiCall]:
@@ -265,6 +270,8 @@ class FakeSlack:
                          "profile": {"display_name": name, "real_name": name}}}
 
     def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.members is not None and args["channel"] not in self.members:
+            raise _ApiError("not_in_channel")
         message = PostedMessage(
             channel=args["channel"], ts=self.next_ts(), text=args.get("text", ""), blocks=_blocks(args),
             thread_ts=args.get("thread_ts") or "",
@@ -311,6 +318,10 @@ class FakeSlack:
             if message.channel == channel and message.ts == ts:
                 return message
         raise _ApiError("message_not_found")
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        self.responses.append(await request.json())
+        return web.Response(text="ok")
 
     async def _upload(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
