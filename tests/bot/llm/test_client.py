@@ -122,6 +122,21 @@ async def test_streamed_tool_calls_are_reassembled_from_fragments(fake: FakeOpen
     assert answer.finish_reason == "tool_calls"
 
 
+async def test_tool_results_go_back_to_the_model_in_openai_shape(fake: FakeOpenAI) -> None:
+    llm = make_llm(fake)
+    fake.script(ToolCalls([("calculator", {"expression": "2+2"})]), Text("It is 4."))
+    history = user("what is 2+2?")
+
+    first = await llm.complete(history, tools=[])
+    history += [first.as_message(), {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "4"}]
+    second = await llm.complete(history, tools=[])
+
+    assert second.text == "It is 4."
+    sent = fake.requests[-1]["messages"]
+    assert sent[-2]["tool_calls"][0]["id"] == first.tool_calls[0].id
+    assert sent[-1] == {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "4"}
+
+
 # ---------------------------------------------------------------- retries, fallbacks, timeouts
 
 
@@ -302,10 +317,14 @@ async def test_aliases_carry_their_own_endpoint_and_key_and_describe_never_shows
     llm = make_llm(
         fake,
         other=ModelAlias(model="openai/other-model", api_base=fake.base_url, api_key="sk-other-key-987654321"),
+        fallbacking=ModelAlias(model="openai/other-model", api_base="http://127.0.0.1:1/v1", fallbacks=["fake"]),
     )
 
     assert llm.configured("other") and llm.configured("fake")
     assert llm.describe("other") == f"openai/other-model via {fake.base_url}"
+    assert llm.describe("fallbacking") == (
+        f"openai/other-model via http://127.0.0.1:1/v1 (fallbacks: openai/fake-model via {fake.base_url})"
+    )
     assert "sk-" not in llm.describe("other")
     await llm.complete(user("hi"), model="other")
     assert fake.calls[-1].headers["authorization"] == "Bearer sk-other-key-987654321"
@@ -369,14 +388,22 @@ async def test_tokens_and_cost_are_accounted_per_call_and_per_model_today(fake: 
     assert unknown.usage.cost == 0.0  # not in litellm's price map: zero, never an error
     assert custom.usage.cost == pytest.approx(custom.usage.tokens_in * 0.001 + custom.usage.tokens_out * 0.002)
     assert "input_cost_per_token" not in fake.requests[-1]
+
+    async def ignore(piece: str) -> None:
+        pass
+
+    streamed = await llm.complete(user("streamed cost"), model="priced", on_delta=ignore)
+    assert streamed.usage.cost == pytest.approx(
+        streamed.usage.tokens_in * price_in + streamed.usage.tokens_out * price_out
+    )
     today = llm.usage_today()
     assert today["openai/gpt-4o-mini"] == {
-        "calls": 1,
+        "calls": 2,
         "failures": 0,
-        "attempts": 1,
-        "tokens_in": known.usage.tokens_in,
-        "tokens_out": known.usage.tokens_out,
-        "cost": pytest.approx(known.usage.cost),
+        "attempts": 2,
+        "tokens_in": known.usage.tokens_in + streamed.usage.tokens_in,
+        "tokens_out": known.usage.tokens_out + streamed.usage.tokens_out,
+        "cost": pytest.approx(known.usage.cost + streamed.usage.cost),
     }
     assert today["openai/fake-model"]["calls"] == 1
 
@@ -437,6 +464,24 @@ async def test_a_missing_api_key_is_a_clear_configuration_error(
     assert not caught.value.retryable
     assert "set OPENAI_API_KEY" in str(caught.value)
     assert fake.requests == []
+
+
+@pytest.mark.slow
+async def test_the_fake_serves_a_thousand_concurrent_slow_requests(fake: FakeOpenAI) -> None:
+    import aiohttp  # a litellm dependency; httpx's pool is too slow at this concurrency to measure the fake
+
+    fake.respond_with(lambda request: Text(f"re: {request['messages'][-1]['content']}", delay=1.0))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def ask(i: int) -> str:
+            body = {"model": "fake-model", "messages": [{"role": "user", "content": str(i)}]}
+            async with session.post(f"{fake.base_url}/chat/completions", json=body) as response:
+                assert response.status == 200
+                return (await response.json())["choices"][0]["message"]["content"]
+
+        answers = await asyncio.gather(*(ask(i) for i in range(1000)))
+
+    assert answers == [f"re: {i}" for i in range(1000)]
 
 
 def test_importing_bot_llm_does_not_import_litellm() -> None:
