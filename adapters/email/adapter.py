@@ -13,6 +13,7 @@ import random
 import re
 import ssl
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -22,8 +23,8 @@ import aiosmtplib
 from adapters.base import Adapter, AdapterContext, Capability, buttons_as_text, split_text
 from adapters.email.composing import Threading, compose, reply_subject
 from adapters.email.mailbox import MailboxWatcher, WatchMode
-from adapters.email.reading import InboundMail, attachment_data_url, parse_mail
-from adapters.email.settings import EmailSettings, SmtpSecurity
+from adapters.email.reading import InboundAttachment, InboundMail, attachment_data_url, parse_mail
+from adapters.email.settings import EmailSettings, SmtpSecurity, load_settings
 from bot.commands import parse_command
 from bot.events import Attachment, Button, Command, ConversationRef, Event, EventKind, Reply, ReplyKind, Sender
 
@@ -140,7 +141,7 @@ class EmailAdapter(Adapter):
             if value is not None:
                 kind = EventKind.ACTION
                 meta["action"] = value
-        return Event(
+        event = Event(
             id=f"{self.name}:{mail.message_id}",
             kind=kind,
             channel=self.name,
@@ -151,7 +152,6 @@ class EmailAdapter(Adapter):
             command=command,
             reply_to=mail.in_reply_to,
             mentioned=True,  # a mail to the bot's address is addressed to the bot
-            **({"ts": mail.date} if mail.date else {}),
             meta=meta,
             raw={
                 "uid": uid,
@@ -163,8 +163,11 @@ class EmailAdapter(Adapter):
                 "references": list(mail.references),
             },
         )
+        if mail.date:
+            event.ts = mail.date
+        return event
 
-    def _attachment(self, attachment: Any, uid: str) -> Attachment:
+    def _attachment(self, attachment: InboundAttachment, uid: str) -> Attachment:
         size = len(attachment.data)
         if size <= self.settings.max_inline_attachment_bytes:
             url = attachment_data_url(attachment)
@@ -283,10 +286,8 @@ class EmailAdapter(Adapter):
             delay = min(delay * 2, _SEND_BACKOFF_MAX)
 
 
-def create(options: dict[str, Any], env: Any) -> EmailAdapter:
+def create(options: dict[str, Any], env: Mapping[str, str]) -> EmailAdapter:
     """Registry entry point: EMAIL_IMAP_URL + EMAIL_SMTP_URL + EMAIL_ADDRESS switch the adapter on."""
-    from adapters.email.settings import load_settings
-
     return EmailAdapter(load_settings(options, env))
 
 

@@ -27,7 +27,7 @@ _HTML_FRAME = (
 
 def reply_subject(subject: str) -> str:
     """"Re: " once, however many Re:/AW:/Fwd: the thread has collected."""
-    base = _RE_PREFIX.sub("", subject).strip()
+    base = " ".join(_RE_PREFIX.sub("", subject).split())
     return f"Re: {base}" if base else "Re:"
 
 

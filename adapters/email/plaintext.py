@@ -119,7 +119,8 @@ def html_to_text(html: str) -> str:
 # "<intro> ... wrote:"; the common localized verbs are listed). Gmail may wrap it over two lines.
 _INTRO = r"^(on|am|le|el|il|op|em|den)\b"
 _VERBS = r"(wrote|schrieb|a écrit|escribió|ha scritto|schreef|escreveu|skrev)"
-_ATTRIBUTION = re.compile(_INTRO + r".{0,300}\b" + _VERBS + r"\s*:\s*$", re.IGNORECASE | re.DOTALL)
+# German puts the name after the verb: "Am ... schrieb Ann <ann@example.com>:".
+_ATTRIBUTION = re.compile(_INTRO + r".{0,300}\b" + _VERBS + r"(\s[^:]{0,200})?\s*:\s*$", re.IGNORECASE | re.DOTALL)
 _ORIGINAL_MESSAGE = re.compile(r"^-{2,}\s*(original message|ursprüngliche nachricht|message d'origine)\s*-{2,}$", re.I)
 _FORWARD_HEADER = re.compile(r"^(from|von|de):\s.+", re.IGNORECASE)
 _FORWARD_FOLLOWUP = re.compile(r"^(sent|date|gesendet|envoyé|to|subject):\s", re.IGNORECASE)
@@ -148,4 +149,6 @@ def strip_quoted(text: str) -> str:
         if stripped.startswith(">"):
             continue
         kept.append(line.rstrip())
+    while kept and (not kept[-1].strip() or set(kept[-1].strip()) <= {"_", "-"}):
+        kept.pop()  # the rule Outlook draws above its header block
     return "\n".join(kept).strip()

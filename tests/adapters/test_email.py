@@ -20,7 +20,10 @@ import trustme
 
 from adapters.base import AdapterContext
 from adapters.email import EmailAdapter, create
+from adapters.email.composing import reply_subject
 from adapters.email.mailbox import WatchMode
+from adapters.email.plaintext import strip_quoted
+from adapters.email.reading import parse_mail, thread_root
 from adapters.registry import discover
 from bot.bus.memory import BusClosed, MemoryBus
 from bot.events import Button, Event, EventKind, Reply
@@ -525,3 +528,51 @@ async def test_an_untrusted_certificate_is_refused_and_not_retried(tls: tuple[ss
     finally:
         await imap.stop()
         await smtp.stop()
+
+
+# -- reading and writing mail, no server needed ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ("Sounds good.\n\nOn Tue, Mar 3, 2026 at 9:14 AM Bot <bot@example.com> wrote:\n> old", "Sounds good."),
+        ("Wrapped.\n\nOn Tue, Mar 3, 2026 at 9:14 AM Switchboard Bot <\nbot@example.com> wrote:\n> x", "Wrapped."),
+        ("Am Di., 3. März 2026 um 09:14 Uhr schrieb Bot <bot@example.com>:\n> alt", ""),
+        ("Top.\n\n-----Original Message-----\nFrom: Bot\nSent: Tuesday\n\nold text", "Top."),
+        ("OWA.\n\n________________________________\nFrom: Bot <bot@example.com>\nSent: Tuesday\nTo: Ann", "OWA."),
+        ("inline answers\n> quoted question\nmy answer", "inline answers\nmy answer"),
+        ("Thanks!\n-- \nAnn Lee\nSRE", "Thanks!"),
+        ("On call this week: Ann.\nNothing else.", "On call this week: Ann.\nNothing else."),
+    ],
+    ids=["gmail", "gmail-wrapped", "german", "outlook", "outlook-web", "inline-quotes", "signature", "no-quote"],
+)
+def test_quoted_history_and_signatures_are_stripped(body: str, said: str) -> None:
+    assert strip_quoted(body) == said
+
+
+@pytest.mark.parametrize(
+    ("subject", "reply"),
+    [("Outage", "Re: Outage"), ("Re: Outage", "Re: Outage"), ("RE: re: Fwd: AW: Outage", "Re: Outage"),
+     ("Re[2]: Outage", "Re: Outage"), ("Re:  multi\n line", "Re: multi line"), ("", "Re:")],
+)
+def test_reply_subjects_never_stack_re(subject: str, reply: str) -> None:
+    assert reply_subject(subject) == reply
+
+
+def test_the_thread_root_is_the_oldest_known_ancestor() -> None:
+    assert thread_root("c@x", "b@x", ("a@x", "b@x")) == "a@x"
+    assert thread_root("b@x", "a@x", ()) == "a@x"
+    assert thread_root("a@x", "", ()) == "a@x"
+
+
+def test_a_mail_without_message_id_still_gets_a_stable_id() -> None:
+    raw = b"From: ann@example.com\r\nTo: bot@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
+    assert parse_mail(raw).message_id == parse_mail(raw).message_id != ""
+    assert parse_mail(raw).message_id != parse_mail(raw.replace(b"hello", b"bye")).message_id
+
+
+def test_reply_to_is_where_answers_go() -> None:
+    raw = inbound("x", message_id="rt@x", sender="Ann <ann@example.com>", headers={"Reply-To": "ops@example.com"})
+    parsed = parse_mail(raw)
+    assert (parsed.sender, parsed.reply_address) == ("ann@example.com", "ops@example.com")
