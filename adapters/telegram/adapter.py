@@ -171,17 +171,34 @@ class TelegramAdapter(Adapter):
                 error_callback=self._on_poll_error,
             )
         elif self.settings.webhook_url:
-            await self._call(
-                app.bot.set_webhook,
-                url=self.settings.webhook_url,
-                secret_token=self.settings.webhook_secret,
-                allowed_updates=ALLOWED_UPDATES,
-                drop_pending_updates=self.settings.drop_pending_updates,
-            )
+            await self._register_webhook(app)
         if self.settings.publish_commands and self.settings.shortcuts:
             await self._publish_command_menu(app)
         self.ready.set()
         log.info("Telegram adapter live", extra={"adapter": CHANNEL, "detail": self.describe()})
+
+    async def _register_webhook(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        """setWebhook until Telegram answers; a refusal (bad URL) is logged and sending still works."""
+        delay = 1.0
+        while True:
+            try:
+                await self._call(
+                    app.bot.set_webhook,
+                    url=self.settings.webhook_url,
+                    secret_token=self.settings.webhook_secret,
+                    allowed_updates=ALLOWED_UPDATES,
+                    drop_pending_updates=self.settings.drop_pending_updates,
+                )
+                return
+            except BadRequest as exc:
+                log.error("Telegram refused the webhook URL; no updates will arrive until it is fixed",
+                          extra={"adapter": CHANNEL, "error": str(exc), "url": self.settings.webhook_url})
+                return
+            except NetworkError as exc:
+                log.warning("could not register the webhook; retrying",
+                            extra={"adapter": CHANNEL, "error": str(exc), "retry_in_s": round(delay, 1)})
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 60.0)
 
     async def _publish_command_menu(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         prefix = self._context.command_prefix if self._context else "/sb"

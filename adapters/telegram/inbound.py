@@ -83,7 +83,9 @@ class Normalizer:
                 kind=EventKind.COMMAND if command else EventKind.MESSAGE,
                 channel=CHANNEL,
                 conversation=conversation_of(message),
-                sender=sender_of(message.from_user, message.chat),
+                # Anonymous admins and linked channels speak as a chat (sender_chat), not as a user.
+                sender=sender_of(None, message.sender_chat) if message.sender_chat
+                else sender_of(message.from_user, message.chat),
                 text=text if command else self._strip_mention(text),
                 attachments=attachments,
                 command=command,
