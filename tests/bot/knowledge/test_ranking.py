@@ -24,7 +24,8 @@ DOCS = {
     "holidays": "Annual leave: every employee has 27 vacation days per calendar year plus public holidays. "
                 "Unused days carry over until March.",
     "error-e4012": "Error E4012: the payment gateway rejected the card token. Retry the charge with a fresh token.",
-    "error-e4013": "Error E4013: the customer account is locked after five failed logins. Unlock it in the admin panel.",
+    "error-e4013": "Error E4013: the customer account is locked after five failed logins. "
+                   "Unlock it in the admin panel.",
     "deploy": "Shipping a release to production: merge to main, wait for the pipeline, then approve the "
               "production stage in the deploy dashboard.",
     "rollback": "Undoing a bad release: redeploy the previous tag from the deploy dashboard and tell the "
