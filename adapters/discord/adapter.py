@@ -167,21 +167,7 @@ class DiscordAdapter(Adapter):
         self._prefix = context.command_prefix
         self._stopping = False
         self._apply_endpoints()
-        intents = discord.Intents.none()
-        intents.guilds = True
-        intents.guild_messages = intents.dm_messages = True
-        intents.guild_reactions = intents.dm_reactions = True
-        intents.message_content = self.options.message_content
-        intents.members = self.options.member_events
-        self._client = _Client(
-            self,
-            intents=intents,
-            # Model output must never ping @everyone or a role.
-            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True),
-            max_messages=1000,
-        )
-        self._tree = app_commands.CommandTree(self._client)
-        self._tree.add_command(self._slash_command())
+        self._build_client()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="discord-gateway")
 
     async def stop(self) -> None:
@@ -219,25 +205,48 @@ class DiscordAdapter(Adapter):
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = self._globals["gateway"]
         self._globals = {}
 
+    def _build_client(self) -> _Client:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = intents.dm_messages = True
+        intents.guild_reactions = intents.dm_reactions = True
+        intents.message_content = self.options.message_content
+        intents.members = self.options.member_events
+        self._client = _Client(
+            self,
+            intents=intents,
+            # Model output must never ping @everyone or a role.
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True),
+            max_messages=1000,
+        )
+        self._tree = app_commands.CommandTree(self._client)
+        self._tree.add_command(self._slash_command())
+        return self._client
+
     async def _run(self) -> None:
-        """Log in (retrying network failures with jittered backoff), then hold the gateway."""
-        assert self._client is not None
+        """Log in, then hold the gateway; recover from whatever ends `connect()` with jittered
+        backoff, except what reconnecting cannot fix (a refused token or intent)."""
         delay = 1.0
+        synced = False
         while not self._stopping:
             client = self._client
+            if client is None or client.is_closed():
+                client = self._build_client()  # a closed discord.Client cannot log in again
+                self._logged_in.clear()
             try:
-                await client.login(self.options.token)
-                if self.options.api_url:
-                    # The gateway URL is the API's answer, as Discord recommends.
-                    _shards, url, _limit = await client.http.get_bot_gateway()
-                    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
-                self._logged_in.set()
-                if self.options.sync_commands:
-                    asyncio.get_running_loop().create_task(self._sync_commands(), name="discord-sync-commands")
+                if not self._logged_in.is_set():
+                    await client.login(self.options.token)
+                    if self.options.api_url:
+                        # The gateway URL is the API's answer, as Discord recommends.
+                        _shards, url, _limit = await client.http.get_bot_gateway()
+                        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+                    self._logged_in.set()
+                    if self.options.sync_commands and not synced:
+                        synced = True
+                        asyncio.get_running_loop().create_task(self._sync_commands(), name="discord-sync-commands")
                 await client.connect(reconnect=True)
                 if self._stopping:
                     return
-                delay = 1.0
             except asyncio.CancelledError:
                 raise
             except discord.LoginFailure:
@@ -257,15 +266,20 @@ class DiscordAdapter(Adapter):
                 log.warning("discord gateway closed; reconnecting", extra={"code": exc.code, "delay": delay})
             except (aiohttp.ClientError, OSError, discord.HTTPException, discord.GatewayNotFound, TimeoutError) as exc:
                 log.warning("discord unreachable; retrying", extra={"error": str(exc), "delay": delay})
+            except Exception:
+                # A payload discord.py cannot parse ends `connect()`: drop that socket, open a new session.
+                log.exception("discord gateway failed; reconnecting", extra={"delay": delay})
+                ws = client.ws
+                if ws is not None and ws.open:
+                    with contextlib.suppress(Exception):
+                        await ws.close(code=4000)
+            if self.connected.is_set():
+                delay = 1.0  # it had been up: this is a fresh failure, not a run of them
             self.connected.clear()
-            self._logged_in.clear()
             if self._stopping:
                 return
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 60.0)
-            with contextlib.suppress(Exception):
-                await client.close()
-            client.clear()
 
     def _give_up(self, reason: str) -> None:
         self.failure = reason

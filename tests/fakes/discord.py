@@ -153,6 +153,8 @@ class _Failure:
     status: int
     retry_after: float
     via: bool
+    # The request takes effect, then the answer is an error (a response lost on the way back).
+    after_commit: bool = False
 
 
 class FakeDiscord:
@@ -176,6 +178,8 @@ class FakeDiscord:
         self._messages: dict[str, SentMessage] = {}
         self._interaction_originals: dict[str, SentMessage] = {}  # token -> original response
         self._tokens: dict[str, str] = {}  # interaction token -> channel id
+        self._nonces: dict[tuple[str, str], SentMessage] = {}
+        self.deleted: list[str] = []  # ids of messages the bot deleted ("@original" for a response)
         self._seq = 0
         self._session_id = "fake-session"
         self._runner: web.AppRunner | None = None
@@ -229,10 +233,18 @@ class FakeDiscord:
         return next((g for g in self.guilds.values() if g.channel(channel_id)), None)
 
     def fail_next(
-        self, method: str, path_prefix: str, *, status: int = 429, retry_after: float = 1.0, via: bool = True
+        self,
+        method: str,
+        path_prefix: str,
+        *,
+        status: int = 429,
+        retry_after: float = 1.0,
+        via: bool = True,
+        after_commit: bool = False,
     ) -> None:
-        """Answer the next matching request with an error (429 carries Discord's rate-limit body)."""
-        self._failures.append(_Failure(method.upper(), path_prefix, status, retry_after, via))
+        """Answer the next matching request with an error (429 carries Discord's rate-limit body).
+        With `after_commit` the request is carried out first and only its answer is lost."""
+        self._failures.append(_Failure(method.upper(), path_prefix, status, retry_after, via, after_commit))
 
     def message(
         self,
@@ -288,9 +300,12 @@ class FakeDiscord:
         payload["message"] = self._message_payload(message)
         return payload
 
-    def reaction(self, message_id: str, channel_id: str, user: dict[str, Any], emoji: str) -> dict[str, Any]:
-        """A MESSAGE_REACTION_ADD payload."""
+    def reaction(
+        self, message_id: str, channel_id: str, user: dict[str, Any], emoji: str, *, author_id: str = BOT_USER_ID
+    ) -> dict[str, Any]:
+        """A MESSAGE_REACTION_ADD payload (`author_id`: who wrote the message reacted to)."""
         data: dict[str, Any] = {
+            "message_author_id": author_id,
             "user_id": user["id"],
             "channel_id": channel_id,
             "message_id": message_id,
@@ -328,6 +343,7 @@ class FakeDiscord:
         self.sent.clear()
         self.requests.clear()
         self.interaction_callbacks.clear()
+        self.deleted.clear()
         self._failures.clear()
 
     # -- REST ---------------------------------------------------------------------------------
@@ -342,6 +358,9 @@ class FakeDiscord:
         for failure in self._failures:
             if failure.method == request.method and path.startswith(failure.path_prefix):
                 self._failures.remove(failure)
+                if failure.after_commit:
+                    request[_BODY] = body
+                    await handler(request)
                 return self._failure(failure)
         request[_BODY] = body
         return await handler(request)
@@ -416,8 +435,21 @@ class FakeDiscord:
     def _channel_messages(self, method: str, parts: list[str], body: Any) -> web.Response:
         channel_id = parts[1]
         if method == "POST" and len(parts) == 3:
+            nonce = (body or {}).get("nonce")
+            if nonce and body.get("enforce_nonce") and (channel_id, nonce) in self._nonces:
+                # Discord's idempotency: the same nonce again answers with the message already made.
+                return _json(self._message_payload(self._nonces[(channel_id, nonce)]))
             message = self._store(channel_id, body, via="channel")
+            if nonce:
+                self._nonces[(channel_id, nonce)] = message
             return _json(self._message_payload(message))
+        if method == "DELETE" and len(parts) == 4:
+            message = self._messages.pop(parts[3], None)
+            if message is None:
+                return _json({"message": "Unknown Message", "code": 10008}, status=404)
+            self.deleted.append(message.id)
+            self.sent.remove(message)
+            return web.Response(status=204)
         if method == "PATCH" and len(parts) == 4:
             message = self._messages.get(parts[3])
             if message is None:
@@ -452,6 +484,12 @@ class FakeDiscord:
             else:
                 self._edit(original, body)
             return _json(self._message_payload(original))
+        if method == "DELETE" and parts[-1] == "@original":
+            self.deleted.append("@original")
+            original = self._interaction_originals.pop(token, None)
+            if original is not None:
+                self.sent.remove(original)
+            return web.Response(status=204)
         if method == "POST" and len(parts) == 3:
             message = self._store(channel_id, body, via="followup")
             return _json(self._message_payload(message))
@@ -562,6 +600,7 @@ class FakeDiscord:
             "token": token,
             "version": 1,
             "app_permissions": _PERMISSIONS_ALL,
+            "attachment_size_limit": 10 * 1024 * 1024,
             "locale": "en-US",
             "entitlements": [],
             "authorizing_integration_owners": {"0": guild.id if guild else "0"},
