@@ -207,6 +207,13 @@ async def test_a_reaction_becomes_a_reaction_event(tg: Live) -> None:
     assert event.kind is EventKind.REACTION and event.meta["reaction"] == "👍" and event.reply_to == "3"
 
 
+async def test_new_group_members_become_join_events(tg: Live) -> None:
+    newcomer = tg.fake.user(777, "Grace", "grace")
+    tg.fake.enqueue(_group(tg.fake, "", extra={"new_chat_members": [newcomer]}))
+    event = await tg.next_event()
+    assert event.kind is EventKind.JOIN and event.sender.id == "777" and event.conversation.room == str(GROUP)
+
+
 # -- outbound ---------------------------------------------------------------------------------------
 
 
@@ -309,6 +316,16 @@ async def test_streaming_edits_one_message_at_most_once_a_second_and_the_final_t
     assert message.text.endswith("— done") and message.edits == 1  # intermediate edits were skipped
     edits = [c.at for c in tg.fake.calls if c.method == "editMessageText"]
     assert edits[0] - started >= 0.95
+
+
+async def test_a_stream_that_outgrows_one_message_continues_in_a_second(tg: Live) -> None:
+    first = Reply(conversation=_conv(ADA), text="Report:", partial=True)
+    await tg.adapter.send(first)
+    final = "Report:\n\n" + "\n\n".join(f"line {i} " + "detail " * 20 for i in range(60))
+    await tg.adapter.send(Reply(conversation=_conv(ADA), text=final, edit_of=first.id))
+    head, *rest = tg.fake.sent
+    assert head.edits == 1 and rest and all(m.edits == 0 for m in rest)
+    assert " ".join(m.text for m in tg.fake.sent).split() == final.split()
 
 
 async def test_a_throttled_edit_in_one_chat_does_not_hold_up_another_chat(tg: Live) -> None:
