@@ -528,6 +528,17 @@ async def test_socket_mode_reconnects_when_slack_drops_the_connection(socket: Ru
     await socket.wait_events(1)
 
 
+async def test_socket_mode_follows_slacks_refresh_notice_to_a_new_connection(socket: Running, fake: FakeSlack) -> None:
+    before = fake.socket_connects
+    await fake.request_refresh()
+    await asyncio.wait_for(fake.socket_connected.wait(), 10)
+    assert fake.socket_connects == before + 1 and len(fake.calls_to("apps.connections.open")) == 1
+    socket.on_event()
+    await fake.push(fake.event_body(fake.message("after refresh", channel="D0ADA", channel_type="im")))
+    (event,) = await socket.wait_events(1)
+    assert event.text == "after refresh"
+
+
 # -- configuration and pure rules -------------------------------------------------------------------
 
 

@@ -164,6 +164,11 @@ class FakeSlack:
         for ws in list(self._sockets):
             await ws.close()
 
+    async def request_refresh(self) -> None:
+        """Send Slack's `disconnect` notice (`refresh_requested`): the app must fetch a new URL and reconnect."""
+        self.socket_connected.clear()
+        await self._sockets[-1].send_str(json.dumps({"type": "disconnect", "reason": "refresh_requested"}))
+
     # -- payload builders -----------------------------------------------------------------------
 
     def event_body(self, event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
