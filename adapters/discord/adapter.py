@@ -151,6 +151,17 @@ class DiscordAdapter(Adapter):
         user = f" as @{self._client.user.name}" if self._client and self._client.user else ""
         return f"gateway{user}; /{self.slash_command_name} in {where}; {intent}{api}"
 
+    async def health(self) -> dict[str, Any]:
+        """For /healthz: connected to the gateway, still connecting, or given up (with the reason)."""
+        if self.failure:
+            return {"ok": False, "error": self.failure}
+        user = self._client.user if self._client else None
+        return {"ok": self.connected.is_set(), "bot": user.name if user else "", "latency_ms": self._latency_ms()}
+
+    def _latency_ms(self) -> float | None:
+        latency = self._client.latency if self._client else float("inf")
+        return round(latency * 1000, 1) if latency != float("inf") else None
+
     @property
     def slash_command_name(self) -> str:
         return self.options.slash_command or (self._prefix.lstrip("/!").lower() or "sb")
@@ -168,6 +179,8 @@ class DiscordAdapter(Adapter):
         self._stopping = False
         self._apply_endpoints()
         self._build_client()
+        if context.server is not None:
+            context.server.add_health_check(NAME, self.health)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="discord-gateway")
 
     async def stop(self) -> None:

@@ -235,6 +235,15 @@ async def test_a_reaction_becomes_a_reaction_event(rig: DiscordRig, inbox: Inbox
     assert event.sender.id == rig.user("ann")["id"]
 
 
+async def test_a_new_member_becomes_a_join_event_in_the_welcome_channel(rig: DiscordRig, inbox: Inbox) -> None:
+    newcomer = rig.user("newcomer")
+    await rig.fake.dispatch("GUILD_MEMBER_ADD", rig.fake.member_join(GUILD, newcomer))
+    event = await inbox.next()
+    assert event.kind is EventKind.JOIN
+    assert event.sender.id == newcomer["id"]
+    assert (event.conversation.space, event.conversation.room) == (GUILD, CHANNEL)  # the guild's system channel
+
+
 # -- slash commands and buttons --------------------------------------------------------------------
 
 
@@ -402,6 +411,11 @@ async def test_after_a_dropped_gateway_the_bot_resumes_and_a_replayed_message_ru
     assert inbox.queue.empty()
 
 
+async def test_health_reports_the_live_gateway(rig: DiscordRig) -> None:
+    health = await rig.adapter.health()
+    assert health["ok"] and health["bot"] == "switchboard"
+
+
 async def test_a_refused_token_stops_the_adapter_with_the_reason() -> None:
     async with FakeDiscord() as fake:
         adapter = create({}, {"DISCORD_BOT_TOKEN": "not.the.token", "DISCORD_API_URL": fake.api_url})
@@ -410,6 +424,7 @@ async def test_a_refused_token_stops_the_adapter_with_the_reason() -> None:
             await wait_for(lambda: adapter.failure)
             assert "DISCORD_BOT_TOKEN was refused" in adapter.failure
             assert not fake.identifies
+            assert (await adapter.health())["ok"] is False
         finally:
             await adapter.stop()
 

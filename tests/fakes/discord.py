@@ -319,6 +319,10 @@ class FakeDiscord:
             data["member"] = _member(user)
         return data
 
+    def member_join(self, guild_id: str, user: dict[str, Any]) -> dict[str, Any]:
+        """A GUILD_MEMBER_ADD payload (sent only to bots with the SERVER MEMBERS intent)."""
+        return {**_member(user), "guild_id": guild_id}
+
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Send one DISPATCH to every connected gateway session."""
         self._seq += 1
@@ -686,7 +690,7 @@ class FakeDiscord:
             "nsfw_level": 0,
             "premium_tier": 0,
             "preferred_locale": "en-US",
-            "system_channel_id": None,
+            "system_channel_id": next((c.id for c in guild.channels if not c.parent), None),
             "roles": [
                 {
                     "id": guild.id,
