@@ -114,7 +114,7 @@ class Inbound:
             mentioned=mentioned,
             ts=_ts(ts),
             meta={"slack_ts": ts, "dm": dm},
-            raw=dict(body),
+            raw=_raw(body),
         )
 
     def slash_command(self, body: Mapping[str, Any]) -> Event | None:
@@ -137,7 +137,7 @@ class Inbound:
             command=command,
             mentioned=True,
             meta={"slash_command": body.get("command") or "", "dm": channel.startswith("D")},
-            raw=dict(body),
+            raw=_raw(body),
         )
 
     def block_action(self, body: Mapping[str, Any]) -> Event | None:
@@ -169,7 +169,7 @@ class Inbound:
             mentioned=True,
             meta={"action": action.get("value", ""), "action_id": action.get("action_id", ""),
                   "dm": channel.startswith("D")},
-            raw=dict(body),
+            raw=_raw(body),
         )
 
     def reaction(self, body: Mapping[str, Any], event: Mapping[str, Any], bot_user_id: str) -> Event | None:
@@ -200,7 +200,7 @@ class Inbound:
             mentioned=on_bot,
             ts=_ts(event.get("event_ts") or ""),
             meta={"reaction": event.get("reaction", ""), "dm": dm},
-            raw=dict(body),
+            raw=_raw(body),
         )
 
     def join(self, body: Mapping[str, Any], event: Mapping[str, Any], bot_user_id: str) -> Event | None:
@@ -218,7 +218,7 @@ class Inbound:
             conversation=ConversationRef(NAME, channel, team, ""),
             sender=Sender(NAME, user),
             ts=_ts(event.get("event_ts") or ""),
-            raw=dict(body),
+            raw=_raw(body),
         )
 
 
@@ -250,6 +250,11 @@ def _attachment(file: Mapping[str, Any]) -> Attachment:
         url=file.get("url_private_download") or file.get("url_private") or "",
         size=int(file.get("size") or 0),
     )
+
+
+def _raw(body: Mapping[str, Any]) -> dict[str, Any]:
+    # Slack's legacy verification token rides in every payload; it is a credential, so it stays here.
+    return {k: v for k, v in body.items() if k != "token"}
 
 
 def _team(body: Mapping[str, Any], event: Mapping[str, Any]) -> str:

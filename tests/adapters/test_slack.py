@@ -138,6 +138,7 @@ async def test_a_mention_is_answered_in_its_thread_in_slack_formatting(http, fak
     assert event.sender.id == "U1" and event.sender.name == "Ada" and not event.sender.is_bot
     assert event.conversation == ConversationRef("slack", "C0GENERAL", fake.team_id, mention["ts"])
     assert event.id == f"slack:{fake.team_id}:C0GENERAL:{mention['ts']}"
+    assert event.raw["event"]["text"] == mention["text"] and "token" not in event.raw  # no credentials
     (reply,) = await _wait_messages(fake, lambda m: len(m) == 1)
     assert reply.channel == "C0GENERAL" and reply.thread_ts == mention["ts"]
     assert reply.sections == ["*Done*: see <https://docs.example/a?b=1&amp;c=2|the docs>"]
@@ -256,6 +257,7 @@ async def test_a_slash_command_is_acknowledged_at_once_and_the_work_runs_after(h
     assert event.kind is EventKind.COMMAND and event.mentioned
     assert event.command is not None and (event.command.name, event.command.args) == ("deploy", ("api", "--fast"))
     assert event.sender.name == "ada"
+    assert "token" not in event.raw
     (reply,) = await _wait_messages(fake, lambda m: len(m) == 1)
     assert reply.channel == "C0GENERAL" and reply.thread_ts == "" and reply.sections == ["deployed `api`"]
 
