@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
+import aioimaplib
 import aiosmtplib
 
 from adapters.base import Adapter, AdapterContext, Capability, buttons_as_text, split_text
 from adapters.email.composing import Threading, compose, reply_subject
-from adapters.email.mailbox import MailboxWatcher, WatchMode
+from adapters.email.mailbox import ImapRefused, MailboxWatcher, WatchMode, find_messages
 from adapters.email.reading import InboundAttachment, InboundMail, attachment_data_url, parse_mail
 from adapters.email.settings import EmailSettings, SmtpSecurity, load_settings
 from bot.commands import parse_command
@@ -221,7 +222,7 @@ class EmailAdapter(Adapter):
         links = [f"- {f.name}: {f.url}" for f in reply.files if f.url and not f.data_b64]
         if links:
             text = text.rstrip() + "\n\n" + "\n".join(links)
-        thread = self._threads.get(conversation.key)
+        thread = self._threads.get(conversation.key) or await self._recall(reply)
         threading = self._threading(reply, thread)
         subject = reply_subject(thread.subject) if thread and thread.subject else self.settings.default_subject
         chunks = split_text(text, self.max_message_chars)
@@ -242,10 +243,31 @@ class EmailAdapter(Adapter):
         _put(self._sent, reply.id, first_id, _MAX_SENT)
         return first_id
 
+    def _parent(self, reply: Reply) -> str:
+        """The Message-ID a reply answers, from `Reply.in_reply_to` (an `email:<Message-ID>` event id)."""
+        prefix = f"{self.name}:"
+        return reply.in_reply_to.removeprefix(prefix) if reply.in_reply_to.startswith(prefix) else ""
+
+    async def _recall(self, reply: Reply) -> _Thread | None:
+        """Rebuild a forgotten thread (after a restart) from the mailbox, which still holds the mail
+        being answered or the thread's first mail; without it the reply still threads by id."""
+        wanted = [i for i in dict.fromkeys((self._parent(reply), reply.conversation.thread)) if i]
+        for message_id in wanted:
+            try:
+                candidates = await asyncio.wait_for(find_messages(self.settings, message_id), 20)
+            except (OSError, TimeoutError, aioimaplib.AioImapException, ImapRefused) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("could not look up the thread in the mailbox", extra={"error": error})
+                return None
+            for raw in candidates:
+                mail = parse_mail(raw)
+                if mail.message_id == message_id:
+                    self._remember_thread(reply.conversation, mail)
+                    return self._threads[reply.conversation.key]
+        return None
+
     def _threading(self, reply: Reply, thread: _Thread | None) -> Threading:
-        parent = ""
-        if reply.in_reply_to.startswith(f"{self.name}:"):
-            parent = reply.in_reply_to.removeprefix(f"{self.name}:")
+        parent = self._parent(reply)
         if thread is not None:
             return Threading(in_reply_to=parent or thread.last_message_id, references=thread.references)
         # Thread state forgotten (restart): the ref still names the root, which keeps clients threading.

@@ -98,23 +98,9 @@ class MailboxWatcher:
                 raise ConnectionError("IMAP connection closed by the server")
 
     async def _connect(self) -> aioimaplib.IMAP4:
-        imap = self._settings.imap
         self._lost = False
-        if self._settings.imap_tls:
-            context = ssl.create_default_context(cafile=self._settings.ca_file or None)
-            client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(host=imap.host, port=imap.port, ssl_context=context)
-        else:
-            client = aioimaplib.IMAP4(host=imap.host, port=imap.port)
         # Learn about a dropped connection at once, even in the middle of IDLE.
-        client.protocol.conn_lost_cb = self._on_connection_lost
-        await client.wait_hello_from_server()
-        response = await client.login(imap.username, imap.password)
-        if response.result != "OK":
-            raise ImapRefused(f"login as {imap.username} refused: {_text(response)}")
-        response = await client.select(_mailbox_arg(self._settings.mailbox))
-        if response.result != "OK":
-            raise ImapRefused(f"select {self._settings.mailbox} refused: {_text(response)}")
-        return client
+        return await open_session(self._settings, on_lost=self._on_connection_lost)
 
     def _on_connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -123,21 +109,34 @@ class MailboxWatcher:
             client.protocol.idle_queue.put_nowait(aioimaplib.STOP_WAIT_SERVER_PUSH)
 
     async def _drain(self, client: aioimaplib.IMAP4) -> None:
-        """Hand every unseen message to the handler, oldest first, flagging each once accepted."""
-        response = await client.uid_search("UNSEEN", charset=None)
-        if response.result != "OK":
-            raise ImapRefused(f"search refused: {_text(response)}")
-        for uid in _search_uids(response.lines):
-            fetched = await client.uid("fetch", uid, "(BODY.PEEK[])")
-            raw = _literal(fetched.lines)
-            if fetched.result != "OK" or raw is None:
-                log.warning("could not fetch a message; it stays unseen", extra={"uid": uid, "result": fetched.result})
-                continue
-            if not await self._handler(uid, raw):
-                continue  # not accepted (bus unavailable): leave it unseen for the next pass
-            stored = await client.uid("store", uid, "+FLAGS", r"(\Seen)")
-            if stored.result != "OK":
-                log.warning("could not mark a message seen; it may be read again (and deduped)", extra={"uid": uid})
+        """Hand every unseen message to the handler, oldest first, flagging each once accepted.
+
+        Searches again until nothing new turns up, so mail that arrived while we were busy is not
+        left waiting for the next IDLE refresh.
+        """
+        tried: set[str] = set()
+        while True:
+            response = await client.uid_search("UNSEEN", charset=None)
+            if response.result != "OK":
+                raise ImapRefused(f"search refused: {_text(response)}")
+            fresh = [uid for uid in _search_uids(response.lines) if uid not in tried]
+            if not fresh:
+                return
+            for uid in fresh:
+                tried.add(uid)
+                await self._take(client, uid)
+
+    async def _take(self, client: aioimaplib.IMAP4, uid: str) -> None:
+        fetched = await client.uid("fetch", uid, "(BODY.PEEK[])")
+        raw = _literal(fetched.lines)
+        if fetched.result != "OK" or raw is None:
+            log.warning("could not fetch a message; it stays unseen", extra={"uid": uid, "result": fetched.result})
+            return
+        if not await self._handler(uid, raw):
+            return  # not accepted (bus unavailable): leave it unseen for the next pass
+        stored = await client.uid("store", uid, "+FLAGS", r"(\Seen)")
+        if stored.result != "OK":
+            log.warning("could not mark a message seen; it may be read again (and deduped)", extra={"uid": uid})
 
     async def _idle(self, client: aioimaplib.IMAP4) -> None:
         """Wait in IDLE until the server reports new mail or the refresh interval passes."""
@@ -157,17 +156,65 @@ class MailboxWatcher:
 
     async def _logout(self) -> None:
         client, self._client = self._client, None
-        if client is None:
-            return
-        try:
-            if not self._lost:
-                await asyncio.wait_for(client.logout(), timeout=2)
-        except (TimeoutError, OSError, aioimaplib.AioImapException, ConnectionError):
-            pass
-        finally:
-            transport = client.protocol.transport
-            if transport is not None:
-                transport.close()
+        if client is not None:
+            await close_session(client, polite=not self._lost)
+
+
+async def open_session(
+    settings: EmailSettings, *, on_lost: Callable[[Exception | None], None] | None = None
+) -> aioimaplib.IMAP4:
+    """Connect, log in and select the watched folder; the connection is closed on any failure."""
+    imap = settings.imap
+    if settings.imap_tls:
+        context = ssl.create_default_context(cafile=settings.ca_file or None)
+        client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(host=imap.host, port=imap.port, ssl_context=context)
+    else:
+        client = aioimaplib.IMAP4(host=imap.host, port=imap.port)
+    if on_lost is not None:
+        client.protocol.conn_lost_cb = on_lost
+    try:
+        await client.wait_hello_from_server()
+        response = await client.login(imap.username, imap.password)
+        if response.result != "OK":
+            raise ImapRefused(f"login as {imap.username} refused: {_text(response)}")
+        response = await client.select(_mailbox_arg(settings.mailbox))
+        if response.result != "OK":
+            raise ImapRefused(f"select {settings.mailbox} refused: {_text(response)}")
+    except BaseException:
+        await close_session(client, polite=False)
+        raise
+    return client
+
+
+async def close_session(client: aioimaplib.IMAP4, *, polite: bool) -> None:
+    """LOGOUT when the link is healthy, then close the socket whatever happened."""
+    try:
+        if polite:
+            await asyncio.wait_for(client.logout(), timeout=2)
+    except (TimeoutError, OSError, aioimaplib.AioImapException, ConnectionError):
+        pass
+    finally:
+        transport = client.protocol.transport
+        if transport is not None:
+            transport.close()
+
+
+async def find_messages(settings: EmailSettings, message_id: str) -> list[bytes]:
+    """Messages of the watched folder whose Message-ID header contains `message_id` (IMAP HEADER
+    search is a substring match: the caller checks for the exact id). A short session of its own,
+    so the watcher's IDLE is not disturbed."""
+    client = await open_session(settings)
+    try:
+        response = await client.uid_search("HEADER", "Message-ID", aioimaplib.quoted(message_id), charset=None)
+        found = []
+        for uid in _search_uids(response.lines)[-5:] if response.result == "OK" else []:
+            fetched = await client.uid("fetch", uid, "(BODY.PEEK[])")
+            raw = _literal(fetched.lines)
+            if raw is not None:
+                found.append(raw)
+        return found
+    finally:
+        await close_session(client, polite=True)
 
 
 def _mailbox_arg(name: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 
 class ImapSecurity(StrEnum):
@@ -40,7 +40,7 @@ class ServerUrl:
     path: str = ""
 
     def redacted(self) -> str:
-        user = f"{self.username}@" if self.username else ""
+        user = f"{quote(self.username, safe='')}@" if self.username else ""
         return f"{self.scheme}://{user}{self.host}:{self.port}{('/' + self.path) if self.path else ''}"
 
 

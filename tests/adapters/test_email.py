@@ -26,7 +26,7 @@ from adapters.email.plaintext import strip_quoted
 from adapters.email.reading import parse_mail, thread_root
 from adapters.registry import discover
 from bot.bus.memory import BusClosed, MemoryBus
-from bot.events import Button, Event, EventKind, Reply
+from bot.events import Button, ConversationRef, Event, EventKind, Reply
 from tests.adapters.harness_email import BOT, IMAP_PASSWORD, SMTP_PASSWORD, inbound, mail_env
 from tests.fakes.mail import ImapServer, ReceivedMail, SmtpSink
 
@@ -355,16 +355,30 @@ async def test_a_deferred_send_is_retried_and_a_rejected_one_is_not(
     assert any("could not be delivered" in r.getMessage() for r in caplog.records)
 
 
-async def test_a_reply_after_a_restart_still_threads_under_the_original_mail(mail: Mail) -> None:
-    fresh = create({}, mail_env(mail.imap, mail.smtp))  # remembers no thread
-    conversation = Event.from_dict(
-        {"id": "x", "kind": "message", "channel": "email", "sender": {"channel": "email", "id": "ann@example.com"},
-         "conversation": {"channel": "email", "space": BOT, "room": "ann@example.com", "thread": "root9@x"}}
-    ).conversation
-    await fresh.send(Reply(conversation=conversation, text="Done.", in_reply_to="email:last9@x"))
+def _conversation(thread: str) -> ConversationRef:
+    return ConversationRef(channel="email", space=BOT, room="ann@example.com", thread=thread)
+
+
+async def test_a_reply_after_a_restart_recovers_the_thread_from_the_mailbox(mail: Mail) -> None:
+    mail.imap.deliver(
+        BOT,
+        inbound("old question", message_id="last9@x", subject="Re: Budget", in_reply_to="root9@x",
+                references=("root9@x",), headers={"Auto-Submitted": "auto-generated"}),  # read, not answered
+    )
+    fresh = create({}, mail_env(mail.imap, mail.smtp))  # a new process: remembers no thread
+    await fresh.send(Reply(conversation=_conversation("root9@x"), text="Done.", in_reply_to="email:last9@x"))
     (sent,) = await mail.smtp.wait_for(1)
+    assert sent.message["Subject"] == "Re: Budget"
     assert sent.message["In-Reply-To"] == "<last9@x>"
     assert sent.message["References"].split() == ["<root9@x>", "<last9@x>"]
+
+
+async def test_a_reply_to_a_thread_gone_from_the_mailbox_still_threads_by_id(mail: Mail) -> None:
+    fresh = create({}, mail_env(mail.imap, mail.smtp))
+    await fresh.send(Reply(conversation=_conversation("gone-root@x"), text="Done.", in_reply_to="email:gone@x"))
+    (sent,) = await mail.smtp.wait_for(1)
+    assert sent.message["In-Reply-To"] == "<gone@x>"
+    assert sent.message["References"].split() == ["<gone-root@x>", "<gone@x>"]
     assert sent.message["Subject"] == "Message from Switchboard"
 
 
@@ -517,13 +531,9 @@ async def test_an_untrusted_certificate_is_refused_and_not_retried(tls: tuple[ss
     imap = await ImapServer.start({BOT: IMAP_PASSWORD})
     smtp = await SmtpSink.start(username=BOT, password=SMTP_PASSWORD, tls=server_tls, implicit_tls=True)
     adapter = create({}, mail_env(imap, smtp, smtp_scheme="smtps"))  # no ca_file: the system CAs only
-    conversation = Event.from_dict(
-        {"id": "x", "kind": "message", "channel": "email", "sender": {"channel": "email", "id": "ann@example.com"},
-         "conversation": {"channel": "email", "space": BOT, "room": "ann@example.com", "thread": "t@x"}}
-    ).conversation
     try:
         with pytest.raises(aiosmtplib.SMTPConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-            await asyncio.wait_for(adapter.send(Reply(conversation=conversation, text="leak?")), 5)
+            await asyncio.wait_for(adapter.send(Reply(conversation=_conversation("t@x"), text="leak?")), 5)
         assert smtp.received == []
     finally:
         await imap.stop()

@@ -5,8 +5,8 @@ aioimaplib's real client code runs. They are pure Python and start in millisecon
 they are used instead of Debian's postfix/dovecot (see docs/adapters/email.md).
 
 aioimaplib ships its IMAP test server for its own tests; `ImapServer` below tightens it where our
-adapter's correctness depends on server behaviour: LOGIN checks the password, `SEARCH UNSEEN`
-works, and new-mail pushes go to the newest session of a user (so reconnects keep receiving IDLE
+adapter's correctness depends on server behaviour: LOGIN checks the password, `SEARCH UNSEEN` and
+`SEARCH HEADER` work, and new-mail pushes go to the newest session of a user (so reconnects keep receiving IDLE
 notifications). Flags, IDLE, UID FETCH/STORE are the test server's own.
 
     smtp = await SmtpSink.start(username="bot@example.com", password="s3cret")
@@ -170,13 +170,18 @@ class _StrictImapProtocol(ImapProtocol):
         super().login(tag, user)
 
     def search(self, tag: str, *args: str) -> None:
-        criteria = [a.upper() for a in args if a != "uid"]
-        if criteria != ["UNSEEN"]:
-            super().search(tag, *args)
-            return
+        criteria = [a for a in args if a != "uid"]
         by_uid = bool(args) and args[0] == "uid"
         messages = self.server_state.get_mailbox_messages(self.user_login, self.user_mailbox) or []
-        found = [str(m.uid if by_uid else m.id) for m in messages if r"\Seen" not in m.flags]
+        if [c.upper() for c in criteria] == ["UNSEEN"]:
+            matches = [m for m in messages if r"\Seen" not in m.flags]
+        elif len(criteria) == 3 and criteria[0].upper() == "HEADER":  # substring match, as RFC 3501 says
+            name, needle = criteria[1], criteria[2].strip('"').lower()
+            matches = [m for m in messages if needle in str(m.email.get(name, "")).lower()]
+        else:
+            super().search(tag, *args)
+            return
+        found = [str(m.uid if by_uid else m.id) for m in matches]
         self.send_untagged_line("SEARCH " + " ".join(found) if found else "SEARCH")
         self.send_tagged_line(tag, "OK %sSEARCH completed" % ("UID " if by_uid else ""))
 
