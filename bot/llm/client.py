@@ -187,7 +187,7 @@ class LLM:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    error = from_exception(exc, model=target.model, api_key=target.api_key)
+                    error = from_exception(exc, model=target.model, api_key=target.api_key, endpoint=target.endpoint())
                     if isinstance(error, LLMTimeout):
                         error = LLMTimeout(
                             f"{target.model}: the model did not answer within {call_timeout:g} s",

@@ -25,7 +25,13 @@ _NOISE = re.compile(r"^(?:litellm\.\w+:\s*|\w+Error:\s*|\w+Exception\s*-\s*)+")
 _KEY_SHAPED = re.compile(r"\b(?:sk|pk|rk|key|api)[-_][A-Za-z0-9_\-]{8,}\b")
 _MAX_DETAIL = 300
 # The provider SDK refusing to start without a key: a configuration problem, not a transient one.
-_MISSING_KEY = re.compile(r"missing credentials|api_key client option must be set|no api key", re.IGNORECASE)
+_MISSING_KEY = re.compile(
+    r"missing credentials|api_key client option must be set|no api key|missing \w+ api key", re.IGNORECASE
+)
+# Transport failures litellm reports with a made-up 500.
+_UNREACHABLE = re.compile(
+    r"^connection error|cannot connect to host|connection refused|name or service not known", re.IGNORECASE
+)
 
 
 class Status(IntEnum):
@@ -93,8 +99,13 @@ def scrub(text: str, *secrets: str | None) -> str:
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
 
 
-def from_exception(exc: BaseException, *, model: str, api_key: str | None = None) -> LLMError:
-    """Map any exception raised by litellm (or the HTTP stack under it) onto an LLMError."""
+def from_exception(
+    exc: BaseException, *, model: str, api_key: str | None = None, endpoint: str | None = None
+) -> LLMError:
+    """Map any exception raised by litellm (or the HTTP stack under it) onto an LLMError.
+
+    `endpoint` (no secrets in it) is named when the provider could not be reached at all.
+    """
     if isinstance(exc, LLMError):
         return exc
     name = type(exc).__name__
@@ -110,6 +121,13 @@ def from_exception(exc: BaseException, *, model: str, api_key: str | None = None
             model=model,
             status=status,
         )
+    if "LLM Provider NOT provided" in detail or "LiteLLMUnknownProvider" in name:
+        return LLMError(
+            f"{model}: not a model alias nor a litellm model string; use an alias from llm.models or "
+            "provider/model, e.g. openai/gpt-4o-mini or ollama/llama3",
+            model=model,
+            status=status,
+        )
     if "ContextWindowExceeded" in name:
         return LLMError(f"{model}: the conversation is too long for this model ({detail})", model=model, status=status)
     if status == Status.RATE_LIMITED:
@@ -118,11 +136,12 @@ def from_exception(exc: BaseException, *, model: str, api_key: str | None = None
         message = f"{model}: the provider refused the credentials (HTTP {status}); check the API key ({detail})"
     elif status == Status.NOT_FOUND:
         message = f"{model}: model or endpoint not found (HTTP 404); check the model name and api_base ({detail})"
-    elif status is None or "Connection" in name:
-        message = f"{model}: could not reach the provider ({detail})"
+    elif status is None or "Connection" in name or _UNREACHABLE.search(detail):
+        where = f" at {scrub(endpoint)}" if endpoint else ""
+        message = f"{model}: could not reach the provider{where} ({detail})"
     else:
         message = f"{model}: the provider answered HTTP {status} ({detail})"
-    retryable = is_retryable_status(status) or "Connection" in name
+    retryable = is_retryable_status(status) or "Connection" in name or bool(_UNREACHABLE.search(detail))
     if "BadRequest" in name or "UnsupportedParams" in name or "LiteLLMUnknownProvider" in name:
         retryable = False
     return LLMError(message, model=model, retryable=retryable, status=status, retry_after=_retry_after(exc))

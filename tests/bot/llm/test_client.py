@@ -14,6 +14,7 @@ import pytest
 
 from bot.config import LLMSection, ModelAlias
 from bot.llm import LLM, NOT_CONFIGURED_MESSAGE, LLMError, LLMTimeout, ModelNotConfigured
+from tests.conftest import free_port
 from tests.fakes.openai import Error, FakeOpenAI, Hang, Text, ToolCalls
 
 ALIAS_KEY = "sk-alias-0123456789abcdef"
@@ -450,6 +451,29 @@ async def test_each_call_logs_one_line_with_figures_but_never_the_prompt_or_key(
     assert fields["meta"] == {"run_id": "run-7", "node": "answer"}
     line = repr(fields)
     assert "private question" not in line and "secret answer" not in line and ALIAS_KEY not in line
+
+
+async def test_an_unreachable_endpoint_is_retried_and_named_in_the_error() -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}/v1"
+    alias = ModelAlias(model="openai/nowhere", api_base=endpoint, api_key=ALIAS_KEY, max_retries=1)
+    llm = LLM(LLMSection(default="nowhere", models={"nowhere": alias}), backoff_base=0.01)
+
+    with pytest.raises(LLMError) as caught:
+        await llm.complete(user("hi"))
+
+    assert caught.value.retryable
+    assert caught.value.attempts == 2
+    assert f"could not reach the provider at {endpoint}" in str(caught.value)
+
+
+async def test_a_name_that_is_neither_alias_nor_model_string_says_what_is_expected() -> None:
+    llm = LLM(LLMSection(default="fast"))  # an alias that was never defined
+
+    with pytest.raises(LLMError) as caught:
+        await llm.complete(user("hi"))
+
+    assert not caught.value.retryable
+    assert "use an alias from llm.models or provider/model" in str(caught.value)
 
 
 async def test_a_missing_api_key_is_a_clear_configuration_error(
