@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,7 @@ from adapters.telegram.markup import to_html, visible_text
 from adapters.telegram.settings import settings_from
 from bot.bus.memory import MemoryBus
 from bot.events import Button, ConversationRef, Event, EventKind, FileOut, Reply
+from bot.logging import JsonFormatter, SecretRedactor
 from bot.server import HttpServer
 from tests.conftest import free_port
 from tests.fakes.telegram import FakeTelegram, SentMessage, parse_html, utf16_len
@@ -212,6 +214,19 @@ async def test_new_group_members_become_join_events(tg: Live) -> None:
     tg.fake.enqueue(_group(tg.fake, "", extra={"new_chat_members": [newcomer]}))
     event = await tg.next_event()
     assert event.kind is EventKind.JOIN and event.sender.id == "777" and event.conversation.room == str(GROUP)
+
+
+async def test_the_token_never_reaches_a_formatted_log_line(tg: Live, caplog: pytest.LogCaptureFixture) -> None:
+    formatter = JsonFormatter(SecretRedactor({"TELEGRAM_BOT_TOKEN": TOKEN}))
+    with caplog.at_level(logging.DEBUG):
+        tg.fake.rate_limit_next(1)
+        tg.fake.reject_entities_next()
+        await tg.adapter.send(Reply(conversation=_conv(ADA), text="**logged** path"))
+        tg.fake.enqueue(_dm(tg.fake, "hello"))
+        await tg.next_event()
+    assert caplog.records
+    assert any(TOKEN in r.getMessage() for r in caplog.records)  # httpx logs API URLs at DEBUG/INFO
+    assert not [line for r in caplog.records if TOKEN in (line := formatter.format(r))]
 
 
 # -- outbound ---------------------------------------------------------------------------------------
