@@ -116,7 +116,7 @@ class Outbound:
     async def _post_one(self, posted: _Posted, chunk: str, buttons: Sequence[Button]) -> str:
         msg = render.message(chunk, buttons, self._encode_value)
         answer = await self._client.chat_postMessage(
-            channel=posted.channel, thread_ts=posted.thread_ts or None, text=msg.text, blocks=msg.blocks,
+            channel=posted.channel, thread_ts=posted.thread_ts or None, text=msg.text, blocks=msg.blocks or None,
         )
         ts = answer.get("ts") or ""
         room = answer.get("channel") or posted.channel
@@ -203,7 +203,7 @@ class Outbound:
             msg = render.message(chunk, reply.buttons if i == len(pieces) - 1 else (), self._encode_value)
             answer = await self._client.chat_postEphemeral(
                 channel=reply.conversation.room, user=user, thread_ts=thread_ts or None, text=msg.text,
-                blocks=msg.blocks,
+                blocks=msg.blocks or None,
             )
             first = first or answer.get("message_ts") or ""
         return first

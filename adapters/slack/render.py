@@ -46,7 +46,7 @@ def reply_markdown(text: str, files: Sequence[FileOut]) -> str:
 
 def chunks(markdown: str) -> list[str]:
     """The mrkdwn of each message a reply becomes (at least one, possibly empty)."""
-    return split_text(to_mrkdwn(markdown), Limit.MESSAGE_CHARS) if markdown else [""]
+    return split_text(to_mrkdwn(markdown), Limit.MESSAGE_CHARS) if markdown.strip() else [""]
 
 
 def message(chunk: str, buttons: Sequence[Button] = (), encode_value: Callable[[str], str] = str) -> SlackMessage:
