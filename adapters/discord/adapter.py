@@ -50,6 +50,7 @@ MAX_CHARS = 2000
 _MAX_FILES = 10  # attachments per message
 _SEND_ATTEMPTS = 6
 _REMEMBERED = 2000  # Reply.id -> sent messages, for streaming edits
+_LOGIN_WAIT = 300.0  # seconds a reply waits for a (re)login before it is given up
 _INTERACTION_TTL = 14 * 60  # interaction tokens live 15 minutes
 _PLACEHOLDER = "…"  # Discord refuses an empty message; a stream may start empty
 # Gateway close codes after which reconnecting cannot help (bad token, bad intents, ...).
@@ -164,7 +165,9 @@ class DiscordAdapter(Adapter):
 
     @property
     def slash_command_name(self) -> str:
-        return self.options.slash_command or (self._prefix.lstrip("/!").lower() or "sb")
+        # Discord command names: 1-32 of a-z 0-9 - _ ("/sb" -> "sb", "!Ops Bot" -> "opsbot").
+        derived = re.sub(r"[^-_a-z0-9]", "", self._prefix.lower())[:32]
+        return self.options.slash_command or derived or "sb"
 
     @property
     def client(self) -> discord.Client | None:
@@ -330,7 +333,8 @@ class DiscordAdapter(Adapter):
                 log.info("discord slash command registered", extra={"guild": guild.id if guild else "global"})
             except discord.Forbidden:
                 log.error(
-                    "cannot register the slash command: invite the bot with the applications.commands scope",
+                    "cannot register the slash command: the bot is not in this guild, or was invited without "
+                    "the applications.commands scope (see docs/adapters/discord.md)",
                     extra={"guild": guild.id if guild else "global"},
                 )
             except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
@@ -412,8 +416,11 @@ class DiscordAdapter(Adapter):
         if reply.kind is ReplyKind.TURN_END:
             await self._finish_interaction(reply.in_reply_to)
             return ""
+        if self.failure:
+            raise RuntimeError(f"discord adapter is not running: {self.failure}")
         if not self._logged_in.is_set():
-            await asyncio.wait_for(self._logged_in.wait(), timeout=60)
+            # Replies wait out a (re)connect rather than being dropped.
+            await asyncio.wait_for(self._logged_in.wait(), timeout=_LOGIN_WAIT)
         if reply.edit_of:
             return await self._edit(reply)
         return await self._post(reply)

@@ -34,19 +34,27 @@ def sender_of(user: discord.abc.User | discord.Object | None, user_id: int) -> S
 
 
 def addresses_bot(message: discord.Message, bot_id: int) -> bool:
-    """A DM, a mention of the bot, or a reply to one of the bot's messages."""
+    """A DM, a mention of the bot (or of its own role), or a reply to one of the bot's messages."""
     if message.guild is None:
         return True
-    if any(user.id == bot_id for user in message.mentions):
+    if any(user.id == bot_id for user in message.mentions) or _bot_roles(message, bot_id):
         return True
     resolved = message.reference.resolved if message.reference else None
     return isinstance(resolved, discord.Message) and resolved.author.id == bot_id
+
+
+def _bot_roles(message: discord.Message, bot_id: int) -> list[discord.Role]:
+    """Mentions of the bot's managed role: Discord's autocomplete often offers `@Switchboard` the
+    role rather than `@Switchboard` the user, and people mean the bot either way."""
+    return [r for r in message.role_mentions if r.tags is not None and r.tags.bot_id == bot_id]
 
 
 def admits(message: discord.Message, options: DiscordOptions, bot_id: int, prefix: str) -> bool:
     """Should this message become an event at all? (Own messages, other bots, allow-lists, noise.)"""
     if message.author.id == bot_id or message.type not in _TAKEN_TYPES:
         return False
+    if not message.content and not message.attachments:
+        return False  # nothing to act on (a sticker, or text hidden without the message content intent)
     if message.author.bot and not options.answer_bots:
         return False
     if options.allowed_users and message.author.id not in options.allowed_users:
@@ -68,6 +76,8 @@ def admits(message: discord.Message, options: DiscordOptions, bot_id: int, prefi
 def clean_text(message: discord.Message, bot_id: int) -> str:
     """The message text with the bot's own mention removed and other mentions made readable."""
     text = re.sub(rf"<@!?{bot_id}>", "", message.content)
+    for role in _bot_roles(message, bot_id):
+        text = text.replace(f"<@&{role.id}>", "")
     for user in message.mentions:
         text = re.sub(rf"<@!?{user.id}>", f"@{user.display_name}", text)
     for role in message.role_mentions:

@@ -21,7 +21,7 @@ from adapters.discord import DiscordAdapter, RespondTo, create
 from adapters.discord.markdown import to_discord
 from adapters.registry import ADAPTERS
 from bot.bus.memory import MemoryBus
-from bot.events import Button, Event, EventKind, FileOut, Reply, ReplyKind
+from bot.events import Button, ConversationRef, Event, EventKind, FileOut, Reply, ReplyKind
 from tests.adapters.harness_discord import (
     CHANNEL,
     DM,
@@ -32,7 +32,7 @@ from tests.adapters.harness_discord import (
     default_guild,
     start_rig,
 )
-from tests.fakes.discord import BOT_TOKEN, BOT_USER_ID, FakeDiscord, SentMessage, user_payload
+from tests.fakes.discord import BOT_TOKEN, BOT_USER_ID, FakeDiscord, SentMessage, bot_role_id, user_payload
 
 MENTION = f"<@{BOT_USER_ID}>"
 INTENT_GUILD_MESSAGES = 1 << 9
@@ -142,6 +142,14 @@ async def test_a_mention_becomes_an_event_and_the_answer_replies_to_it(rig: Disc
     assert sent.channel_id == QUIET
     assert sent.content == "Deployed **prod**."
     assert sent.message_reference is not None and str(sent.message_reference["message_id"]) == payload["id"]
+
+
+async def test_mentioning_the_bots_role_counts_as_mentioning_the_bot(rig: DiscordRig, inbox: Inbox) -> None:
+    role = bot_role_id(GUILD)
+    payload = rig.fake.message(QUIET, rig.user("ann"), f"<@&{role}> what's up", mention_roles=[role])
+    await rig.fake.dispatch("MESSAGE_CREATE", payload)
+    event = await inbox.next()
+    assert event.mentioned and event.text == "what's up"
 
 
 async def test_chatter_in_a_channel_the_bot_only_watches_for_mentions_is_not_taken(
@@ -264,6 +272,19 @@ async def test_a_slash_command_is_acknowledged_at_once_and_answered_in_place(rig
     assert original.via == "interaction"
     followup = await sent_where(rig.fake, lambda m: m.content == "(and a second note)")
     assert followup.via == "followup"
+
+
+async def test_a_slash_command_answer_can_stream_into_the_original_response(rig: DiscordRig, inbox: Inbox) -> None:
+    await rig.fake.dispatch("INTERACTION_CREATE", rig.fake.slash_command(CHANNEL, rig.user("ann"), "summarize"))
+    event = await inbox.next()
+    first = Reply(conversation=event.conversation, text="Summary:", partial=True, in_reply_to=event.id)
+    await rig.bus.send(first)
+    await rig.bus.send(Reply(conversation=event.conversation, text="Summary: all good.", edit_of=first.id))
+    await rig.bus.send(Reply.turn_end(event))
+    original = await sent_where(rig.fake, lambda m: m.content == "Summary: all good.")
+    assert original.via == "interaction" and original.edits >= 1
+    await asyncio.sleep(0.1)
+    assert rig.fake.deleted == [], "an answered slash command keeps its answer"
 
 
 async def test_a_slash_command_the_flow_never_answers_does_not_spin_forever(rig: DiscordRig, inbox: Inbox) -> None:
@@ -515,6 +536,13 @@ def test_the_api_url_gets_discords_version_and_guilds_come_from_the_environment(
 def test_describe_says_how_the_bot_is_connected() -> None:
     adapter = create({"guilds": [1, 2], "message_content": False}, {"DISCORD_BOT_TOKEN": BOT_TOKEN})
     assert adapter.describe() == "gateway; /sb in guilds 1, 2; mentions and DMs only"
+
+
+async def test_a_reply_for_an_adapter_that_gave_up_fails_with_the_reason() -> None:
+    adapter = create({}, {"DISCORD_BOT_TOKEN": BOT_TOKEN})
+    adapter.failure = "DISCORD_BOT_TOKEN was refused"
+    with pytest.raises(RuntimeError, match="refused"):
+        await adapter.send(Reply(conversation=ConversationRef("discord", room=CHANNEL), text="hi"))
 
 
 # -- markdown ----------------------------------------------------------------------------------------

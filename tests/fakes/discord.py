@@ -44,6 +44,11 @@ def snowflake() -> str:
     return str(next(_snowflakes))
 
 
+def bot_role_id(guild_id: str) -> str:
+    """The id of the bot's managed role in a guild."""
+    return str(int(guild_id) + 7)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -254,6 +259,7 @@ class FakeDiscord:
         *,
         message_id: str | None = None,
         mentions: list[dict[str, Any]] | None = None,
+        mention_roles: list[str] | None = None,
         attachments: list[dict[str, Any]] | None = None,
         reference: SentMessage | dict[str, Any] | None = None,
     ) -> dict[str, Any]:
@@ -269,7 +275,7 @@ class FakeDiscord:
             "tts": False,
             "mention_everyone": False,
             "mentions": mentions or [],
-            "mention_roles": [],
+            "mention_roles": mention_roles or [],
             "attachments": attachments or [],
             "embeds": [],
             "pinned": False,
@@ -693,6 +699,19 @@ class FakeDiscord:
             "system_channel_id": next((c.id for c in guild.channels if not c.parent), None),
             "roles": [
                 {
+                    # The role Discord creates for the bot when it joins; people often mention it.
+                    "id": bot_role_id(guild.id),
+                    "name": "switchboard",
+                    "permissions": _PERMISSIONS_ALL,
+                    "position": 1,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": True,
+                    "mentionable": True,
+                    "flags": 0,
+                    "tags": {"bot_id": BOT_USER_ID},
+                },
+                {
                     "id": guild.id,
                     "name": "@everyone",
                     "permissions": _PERMISSIONS_ALL,
@@ -702,7 +721,7 @@ class FakeDiscord:
                     "managed": False,
                     "mentionable": False,
                     "flags": 0,
-                }
+                },
             ],
             "emojis": [],
             "stickers": [],
