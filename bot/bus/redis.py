@@ -10,7 +10,8 @@ worker each conversation gets an in-process FIFO lane drained by one task, as in
 
 * one conversation is handled in stream order, never twice at once, by whichever worker holds its
   partition; different conversations run concurrently, and partitions spread over the live workers
-  (each takes about N / workers; a worker over its share hands partitions back after draining them);
+  (each takes about N / workers; a worker over its share hands partitions back once their running
+  handlers finish, parking what it had buffered for the next owner);
 * a plain consumer group alone would not do: it hands consecutive entries of one partition to
   different consumers, so one conversation's messages would race each other.
 
@@ -491,8 +492,7 @@ class RedisBus(Bus):
             room = self._prefetch - sum(len(lease.held) for lease in self._leases.values())
             if not active or room <= 0:
                 self._reader_wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._reader_wake.wait(), timeout=self._interval)
+                await _wait_event(self._reader_wake, self._interval)
                 continue
             self._reading = frozenset(active)
             try:
@@ -543,7 +543,8 @@ class RedisBus(Bus):
     async def _drain(self, lease: _Lease, key: str) -> None:
         lane = lease.lanes[key]
         try:
-            while lane and not self._closing:
+            # Releasing: finish the running handler only; the rest is parked for the next owner.
+            while lane and not self._closing and lease.state is not PartitionState.RELEASING:
                 item = lane[0]
                 if not await self._process(lease, item):
                     return
@@ -655,16 +656,15 @@ class RedisBus(Bus):
         while True:
             began = time.monotonic()
             try:
-                await asyncio.wait_for(self._tick(), timeout=max(self._interval, 0.5))
+                async with asyncio.timeout(max(self._interval, 0.5)):
+                    await self._tick()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, TimeoutError) as exc:
                 log.warning("bus heartbeat failed", extra={"error": str(exc) or type(exc).__name__})
             self._fence_expired()
             self._heartbeat_wake.clear()
-            with contextlib.suppress(TimeoutError):
-                remaining = max(0.0, self._interval - (time.monotonic() - began))
-                await asyncio.wait_for(self._heartbeat_wake.wait(), timeout=remaining)
+            await _wait_event(self._heartbeat_wake, max(0.0, self._interval - (time.monotonic() - began)))
 
     async def _tick(self) -> None:
         r = self._r
@@ -682,7 +682,8 @@ class RedisBus(Bus):
         renewals: list[tuple[_Lease, int]] = []
         for lease in leases:
             renewals.append((lease, len(pipe)))
-            self._renew_script(keys=[self._lease_key(lease.partition)], args=[self.worker_id, self._vt_ms], client=pipe)
+            lease_key = self._lease_key(lease.partition)
+            await self._renew_script(keys=[lease_key], args=[self.worker_id, self._vt_ms], client=pipe)  # queues it
             if lease.held:  # reset their idle time: they are being worked on
                 stream = self._stream(lease.partition)
                 pipe.xclaim(stream, WORKER_GROUP, self.worker_id, 0, list(lease.held), justid=True)
@@ -789,10 +790,10 @@ class RedisBus(Bus):
             await self._accept(lease, entry_id, fields, deliveries=deliveries.get(entry_id, 2))
 
     async def _release(self, lease: _Lease) -> None:
-        """Hand a partition back after draining it (bounded by the visibility timeout)."""
+        """Hand a partition back once its running handlers finished (bounded by the visibility timeout)."""
         give_up = time.monotonic() + self._vt
         # Polls three conditions that change in different places; 20 ms is cheap next to a hand-over.
-        while (lease.held or lease.partition in self._reading) and time.monotonic() < give_up and self._owns(lease):  # noqa: ASYNC110
+        while (lease.tasks or lease.partition in self._reading) and time.monotonic() < give_up and self._owns(lease):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         lease.helper = None
         await self._park(lease)
@@ -991,6 +992,17 @@ def _encode(event: Event) -> str:
         return json.dumps(event.to_dict(), separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"event {event.id!r} cannot cross the Redis bus: its meta must be plain JSON ({exc})") from exc
+
+
+async def _wait_event(event: asyncio.Event, seconds: float) -> None:
+    """Sleep until the event is set or the timeout passes.
+
+    `asyncio.timeout`, not `wait_for`: on 3.11 `wait_for` can turn a cancellation that coincides
+    with its timeout into a TimeoutError, and a loop that suppresses it would never stop.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
 
 
 async def _cancel(task: asyncio.Future[Any] | None) -> None:
