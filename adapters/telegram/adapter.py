@@ -48,6 +48,7 @@ from adapters.telegram.keyboard import CallbackValues
 from adapters.telegram.markup import Chunk, render_chunks
 from adapters.telegram.settings import WEBHOOK_PATH, TelegramSettings, UpdateMode
 from bot.bus import Bus
+from bot.bus.memory import BusClosed
 from bot.events import Event, FileOut, Reply, ReplyKind
 from bot.server import RequestTooLarge, json_error, read_body_capped
 
@@ -97,6 +98,7 @@ class TelegramAdapter(Adapter):
         self._callbacks = CallbackValues()
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
         self._failed_updates: set[int] = set()
+        self._stopping = False
 
     def describe(self) -> str:
         host = urlsplit(self.settings.base_url).netloc
@@ -108,6 +110,7 @@ class TelegramAdapter(Adapter):
 
     async def start(self, context: AdapterContext) -> None:
         self._context = context
+        self._stopping = False
         if self.settings.mode is UpdateMode.WEBHOOK:
             if context.server is None:
                 raise RuntimeError("Telegram webhook mode needs the HTTP server; use polling or enable the server")
@@ -226,6 +229,7 @@ class TelegramAdapter(Adapter):
                     ready.cancel()
 
     async def stop(self) -> None:
+        self._stopping = True
         self.ready.clear()
         runner, self._runner = self._runner, None
         if runner is not None and not runner.done():
@@ -246,9 +250,27 @@ class TelegramAdapter(Adapter):
     # -- inbound -----------------------------------------------------------------------------------
 
     async def _publish(self, events: list[Event]) -> None:
+        """Hand events to the bus. A webhook update that cannot be accepted fails (Telegram re-sends it
+        on our 500); a polled one cannot be re-fetched, so polling holds here, retrying with backoff,
+        until the bus takes it or the adapter stops."""
         assert self._context is not None
         for event in events:
-            if not await self._context.bus.publish(event):
+            delay = 0.5
+            while True:
+                try:
+                    accepted = await self._context.bus.publish(event)
+                    break
+                except BusClosed:
+                    raise
+                except Exception as exc:
+                    if self.settings.mode is UpdateMode.WEBHOOK or self._stopping:
+                        raise
+                    log.warning("the bus did not take an event; retrying",
+                                extra={"adapter": CHANNEL, "event_id": event.id, "error": str(exc),
+                                       "retry_in_s": round(delay, 1)})
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+            if not accepted:
                 log.debug("dropped a re-sent update", extra={"adapter": CHANNEL, "event_id": event.id})
 
     async def _on_message(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:

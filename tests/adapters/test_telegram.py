@@ -462,6 +462,45 @@ async def test_an_update_the_bus_cannot_accept_gets_500_so_telegram_sends_it_aga
         await fake.stop()
 
 
+class _FlakyBus(MemoryBus):
+    """A real MemoryBus that refuses the first `failures` publishes, like a Redis bus during a blip."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def publish(self, event: Event) -> bool:
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("bus unavailable (injected)")
+        return await super().publish(event)
+
+
+async def test_a_polled_update_waits_out_a_bus_outage_instead_of_being_lost() -> None:
+    fake = await FakeTelegram(TOKEN).start()
+    bus = _FlakyBus(failures=2)
+    await bus.start()
+    events: asyncio.Queue[Event] = asyncio.Queue()
+    bus.consume(lambda e: _put(events, e))
+    adapter = create({"poll_timeout": 5}, {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": fake.base_url})
+    await adapter.start(AdapterContext(bus=bus, command_prefix="/sb"))
+    try:
+        await adapter.wait_ready(10)
+        fake.enqueue(_dm(fake, "survives the blip"))
+        fake.enqueue(_dm(fake, "and keeps its place"))
+        got = [await asyncio.wait_for(events.get(), 10) for _ in range(2)]
+        assert [e.text for e in got] == ["survives the blip", "and keeps its place"]
+        assert bus.failures == 0
+    finally:
+        await adapter.stop()
+        await bus.stop(drain_timeout=0)
+        await fake.stop()
+
+
+async def _put(queue: asyncio.Queue[Event], event: Event) -> None:
+    queue.put_nowait(event)
+
+
 # -- connecting -------------------------------------------------------------------------------------
 
 

@@ -142,6 +142,7 @@ class FakeTelegram:
         self._faults: deque[tuple[frozenset[str], int, dict[str, Any]]] = deque()
         self._allowed_updates: list[str] | None = None
         self._runner: web.AppRunner | None = None
+        self._closing = False
         self.base_url = ""
 
     # -- server ------------------------------------------------------------------------------------
@@ -158,6 +159,8 @@ class FakeTelegram:
         return self
 
     async def stop(self) -> None:
+        self._closing = True
+        self._arrived.set()  # release parked long polls so shutdown does not wait out their timeout
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -298,7 +301,7 @@ class FakeTelegram:
         while True:
             ready = [u for u in self._updates if self._wanted(u)][:limit]
             left = deadline - time.monotonic()
-            if ready or left <= 0:
+            if ready or left <= 0 or self._closing:
                 return ready
             self._arrived.clear()
             try:
