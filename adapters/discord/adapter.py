@@ -143,6 +143,7 @@ class DiscordAdapter(Adapter):
         self._sent: OrderedDict[str, _Sent] = OrderedDict()
         self._interactions: OrderedDict[str, _PendingInteraction] = OrderedDict()
         self._values = ButtonValues()
+        self._publish_lock = asyncio.Lock()
         self._globals: dict[str, Any] = {}
 
     def describe(self) -> str:
@@ -402,7 +403,11 @@ class DiscordAdapter(Adapter):
         an exception here would only reach discord.py's event loop)."""
         assert self._context is not None
         try:
-            accepted = await self._context.bus.publish(event)
+            # discord.py runs every gateway event in its own task; the lock (FIFO) keeps publishes
+            # in gateway order even when the bus awaits (journal, Redis), so a conversation's
+            # messages are never reordered.
+            async with self._publish_lock:
+                accepted = await self._context.bus.publish(event)
         except Exception:
             log.exception("event not accepted by the bus", extra={"adapter": NAME, "event_id": event.id})
             return False

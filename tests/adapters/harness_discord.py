@@ -54,12 +54,14 @@ class DiscordRig:
             await self.pump
 
 
-async def start_rig(fake: FakeDiscord, options: dict[str, Any] | None = None, **env: str) -> DiscordRig:
+async def start_rig(
+    fake: FakeDiscord, options: dict[str, Any] | None = None, *, bus: MemoryBus | None = None, **env: str
+) -> DiscordRig:
     adapter = create(
         {"guilds": [int(GUILD)], **(options or {})},
         {"DISCORD_BOT_TOKEN": BOT_TOKEN, "DISCORD_API_URL": fake.api_url, **env},
     )
-    bus = MemoryBus()
+    bus = bus or MemoryBus()
     await bus.start()
     await adapter.start(AdapterContext(bus=bus, command_prefix="/sb"))
     pump = asyncio.get_running_loop().create_task(adapter.deliver_forever(bus))

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import importlib
 import itertools
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -101,6 +102,8 @@ async def test_the_bot_logs_in_and_follows_the_gateway_url_the_api_names(rig: Di
     assert rig.adapter.client is not None and rig.adapter.client.user is not None
     assert rig.adapter.client.user.id == int(BOT_USER_ID)
     assert "as @switchboard" in rig.adapter.describe()
+    # discord.py's gateway address came from the fake API's GET /gateway/bot answer.
+    assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == fake.gateway_url
 
 
 async def test_the_slash_command_is_registered_in_the_configured_guild(rig: DiscordRig) -> None:
@@ -435,6 +438,33 @@ async def test_after_a_dropped_gateway_the_bot_resumes_and_a_replayed_message_ru
 async def test_health_reports_the_live_gateway(rig: DiscordRig) -> None:
     health = await rig.adapter.health()
     assert health["ok"] and health["bot"] == "switchboard"
+
+
+class JitteryBus(MemoryBus):
+    """A bus whose publish takes a random while, like one that writes a journal or talks to Redis."""
+
+    async def publish(self, event: Event) -> bool:
+        await asyncio.sleep(random.uniform(0, 0.01))
+        return await super().publish(event)
+
+
+async def test_a_conversations_messages_reach_the_bus_in_the_order_they_were_sent() -> None:
+    async with FakeDiscord() as fake:
+        default_guild(fake)
+        rig = await start_rig(fake, {"listen_channels": [int(CHANNEL)], "sync_commands": False}, bus=JitteryBus())
+        try:
+            got: list[str] = []
+            rig.bus.consume(lambda event: _append(got, event.text))
+            for n in range(30):
+                await fake.dispatch("MESSAGE_CREATE", fake.message(CHANNEL, rig.user("ann"), f"step {n}"))
+            await wait_for(lambda: len(got) == 30)
+            assert got == [f"step {n}" for n in range(30)]
+        finally:
+            await rig.close()
+
+
+async def _append(items: list[str], item: str) -> None:
+    items.append(item)
 
 
 async def test_a_refused_token_stops_the_adapter_with_the_reason() -> None:
