@@ -333,6 +333,13 @@ async def test_streaming_edits_one_message_at_most_once_a_second_and_the_final_t
     assert edits[0] - started >= 0.95
 
 
+async def test_a_stream_forgotten_by_a_restart_still_delivers_its_final_text(tg: Live) -> None:
+    await tg.adapter.send(Reply(conversation=_conv(ADA), text="half", edit_of="unknown", partial=True))
+    assert tg.fake.sent == []  # an intermediate edit of a stream we never saw is skipped
+    await tg.adapter.send(Reply(conversation=_conv(ADA), text="whole answer", edit_of="unknown"))
+    assert [m.text for m in tg.fake.sent] == ["whole answer"]
+
+
 async def test_a_stream_that_outgrows_one_message_continues_in_a_second(tg: Live) -> None:
     first = Reply(conversation=_conv(ADA), text="Report:", partial=True)
     await tg.adapter.send(first)
