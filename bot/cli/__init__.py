@@ -22,6 +22,7 @@ _GROUPS = (
     "bot.cli.db",
     "bot.cli.flows",
     "bot.cli.kb",
+    "bot.cli.mcp",
 )
 
 
