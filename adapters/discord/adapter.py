@@ -282,7 +282,7 @@ class DiscordAdapter(Adapter):
                     return
                 log.warning("discord gateway closed; reconnecting", extra={"code": exc.code, "delay": delay})
             except (aiohttp.ClientError, OSError, discord.HTTPException, discord.GatewayNotFound, TimeoutError) as exc:
-                log.warning("discord unreachable; retrying", extra={"error": str(exc), "delay": delay})
+                log.warning("discord unreachable; retrying", extra={"error": type(exc).__name__, "delay": delay})
             except Exception:
                 # A payload discord.py cannot parse ends `connect()`: drop that socket, open a new session.
                 log.exception("discord gateway failed; reconnecting", extra={"delay": delay})
@@ -624,7 +624,8 @@ class DiscordAdapter(Adapter):
                 delay = _retry_after(exc) if exc.status == 429 else min(2.0**attempt, 30.0)
             except (aiohttp.ClientError, OSError) as exc:
                 delay = min(2.0**attempt, 30.0)
-                log.warning("discord request failed; retrying", extra={"error": str(exc), "attempt": attempt})
+                # The class name only: aiohttp's message can carry the URL, and interaction URLs hold a token.
+                log.warning("discord request failed; retrying", extra={"error": type(exc).__name__, "attempt": attempt})
             if attempt == _SEND_ATTEMPTS:
                 break
             log.warning("discord rate limit; waiting before retrying", extra={"delay": delay, "attempt": attempt})

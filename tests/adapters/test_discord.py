@@ -366,6 +366,30 @@ async def test_streaming_edits_one_message_about_once_a_second_and_always_shows_
     assert all(gap >= 0.8 for gap in gaps[:-1]), gaps  # only the final edit may come sooner
 
 
+async def test_a_streamed_answer_gets_its_buttons_when_it_is_complete(rig: DiscordRig, inbox: Inbox) -> None:
+    await rig.fake.dispatch("MESSAGE_CREATE", rig.fake.message(CHANNEL, rig.user("ann"), "plan it"))
+    event = await inbox.next()
+    first = Reply(conversation=event.conversation, text="Plan: ...", partial=True)
+    await rig.bus.send(first)
+    done = Reply(
+        conversation=event.conversation,
+        text="Plan: ship it.",
+        edit_of=first.id,
+        buttons=(Button("Go", "go", "primary"), Button("Wait", "wait")),
+    )
+    await rig.bus.send(done)
+    message = await sent_where(rig.fake, lambda m: m.content == "Plan: ship it.")
+    await wait_for(lambda: message.button_labels == ["Go", "Wait"])
+    assert len(rig.fake.sent) == 1
+
+
+async def test_an_edit_of_a_message_no_longer_remembered_is_sent_anew(rig: DiscordRig, inbox: Inbox) -> None:
+    await rig.fake.dispatch("MESSAGE_CREATE", rig.fake.message(CHANNEL, rig.user("ann"), "after a restart"))
+    event = await inbox.next()
+    await rig.bus.send(Reply(conversation=event.conversation, text="the final text", edit_of="unknown-reply-id"))
+    assert (await sent_where(rig.fake, lambda m: m.content == "the final text")).edits == 0
+
+
 async def test_a_stream_that_outgrows_one_message_continues_in_the_next(rig: DiscordRig, inbox: Inbox) -> None:
     await rig.fake.dispatch("MESSAGE_CREATE", rig.fake.message(CHANNEL, rig.user("ann"), "long one"))
     event = await inbox.next()
