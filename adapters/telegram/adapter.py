@@ -301,8 +301,8 @@ class TelegramAdapter(Adapter):
             log.debug("callback query not answered", extra={"adapter": CHANNEL, "error": str(exc)})
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if isinstance(update, Update):
-            self._failed_updates.add(update.update_id)
+        if isinstance(update, Update) and self.settings.mode is UpdateMode.WEBHOOK:
+            self._failed_updates.add(update.update_id)  # read (and removed) by the webhook endpoint
         log.error("handling a Telegram update failed", exc_info=context.error,
                   extra={"adapter": CHANNEL, "update_id": getattr(update, "update_id", None)})
 
