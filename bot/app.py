@@ -69,6 +69,7 @@ class App:
         self.store = await Store.open(
             config.database.url, data_dir=config.data_path,
             pool_min=config.database.pool_min, pool_max=config.database.pool_max,
+            synchronous_commit=config.database.synchronous_commit,
         )
         self.bus = open_bus(config.bus.url, journal=self.store.journal, max_concurrency=config.bus.max_concurrency)
         commands = CommandRegistry(config.bot.command_prefix)

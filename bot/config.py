@@ -49,6 +49,8 @@ class DatabaseSection(_Section):
     url: str = ""
     pool_min: int = Field(2, ge=1)
     pool_max: int = Field(10, ge=1)
+    # Wait for the WAL flush on every write (run steps, history). Accepting an event always does.
+    synchronous_commit: bool = False
 
 
 class BusSection(_Section):

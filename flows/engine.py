@@ -12,11 +12,12 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.store.runs import RunStatus, StepRecord, StepStatus
+from bot.store.runs import NewRun, RunStatus, StepRecord, StepStatus
 from flows.context import RunContext
 from flows.model import END, ErrorAction, FlowSpec, NodeSpec
 from flows.nodes.base import Node, NodeResult
@@ -69,26 +70,26 @@ class Engine:
         self.default_max_seconds = default_max_seconds
 
     async def start(self, flow: CompiledFlow, ctx: RunContext) -> RunOutcome:
-        store = ctx.services.store
-        ctx.run_id = await store.runs.create(
-            flow=flow.spec.name,
-            event_id=ctx.event.id,
-            conversation=ctx.event.conversation.key,
-            person_id=ctx.person.id,
-            next_node=flow.first,
-            state=_state(ctx, 0, None),
-        )
-        return await self._run(flow, ctx, flow.first, seq=0)
+        ctx.run_id = str(uuid.uuid4())
+        new_run = NewRun(flow=flow.spec.name, event_id=ctx.event.id, conversation=ctx.event.conversation.key,
+                         person_id=ctx.person.id)
+        return await self._run(flow, ctx, flow.first, seq=0, header=new_run)
 
-    async def resume(self, flow: CompiledFlow, ctx: RunContext, *, next_node: str, state: dict[str, Any]) -> RunOutcome:
+    async def resume(
+        self, flow: CompiledFlow, ctx: RunContext, *, next_node: str, state: dict[str, Any],
+        run_event_id: str | None, conversation: str,
+    ) -> RunOutcome:
         """Continue a run from its persisted state (after a crash, or with a waited-for answer)."""
         ctx.values = dict(state.get("values", {}))
         ctx.vars = dict(state.get("vars", {}))
         seq = int(state.get("seq", 0))
         await ctx.services.store.runs.finish(ctx.run_id, RunStatus.RUNNING)
-        return await self._run(flow, ctx, next_node, seq=seq)
+        header = NewRun(flow=flow.spec.name, event_id=run_event_id, conversation=conversation, person_id=ctx.person.id)
+        return await self._run(flow, ctx, next_node, seq=seq, header=header)
 
-    async def _run(self, flow: CompiledFlow, ctx: RunContext, node_id: str | None, *, seq: int) -> RunOutcome:
+    async def _run(
+        self, flow: CompiledFlow, ctx: RunContext, node_id: str | None, *, seq: int, header: NewRun
+    ) -> RunOutcome:
         spec = flow.spec
         max_steps = spec.limits.max_steps or self.default_max_steps
         max_seconds = spec.limits.max_seconds or self.default_max_seconds
@@ -108,7 +109,7 @@ class Engine:
                 if step.status is StepStatus.FAILED and node.spec.on_error is None:
                     await runs.record_step(
                         ctx.run_id, seq, step, next_node=node_id, state=_state(ctx, seq - 1, node_id),
-                        finish=RunStatus.FAILED, error=f"{node_id}: {step.error}",
+                        finish=RunStatus.FAILED, error=f"{node_id}: {step.error}", header=header,
                     )
                     raise RunFailed(node_id, step.error, cause)
                 next_id = flow.next_of(node.spec, result)
@@ -116,11 +117,11 @@ class Engine:
                     state = _state(ctx, seq, node_id)
                     state["waiting_on"] = node_id
                     await runs.record_step(ctx.run_id, seq, step, next_node=node_id, state=state,
-                                           finish=RunStatus.WAITING)
+                                           finish=RunStatus.WAITING, header=header)
                     return RunOutcome(ctx.run_id, RunStatus.WAITING, ctx.values)
                 finish = RunStatus.SUCCEEDED if next_id is None else None
                 await runs.record_step(ctx.run_id, seq, step, next_node=next_id, state=_state(ctx, seq, next_id),
-                                       finish=finish)
+                                       finish=finish, header=header)
                 ctx.answer = None  # an answer feeds only the node that waited for it
                 node_id = next_id
             return RunOutcome(ctx.run_id, RunStatus.SUCCEEDED, ctx.values)

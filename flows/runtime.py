@@ -57,19 +57,28 @@ class FlowRuntime:
     async def handle(self, event: Event) -> None:
         """The bus handler. Raises only for infrastructure failures (the bus then retries)."""
         t0 = time.perf_counter()
-        person = await self.services.store.people.resolve(event.sender, owner=self.is_owner(event))
+        store = self.services.store
+        owner = self.is_owner(event)
+        # One round trip: who sent it, whether this event already started a run (a redelivery),
+        # and whether a run in this conversation waits for the person's answer.
+        triage = await store.runs.triage(
+            event_id=event.id, conversation=event.conversation.key, channel=event.sender.channel,
+            user_id=event.sender.id, check_waiting=event.kind in (EventKind.MESSAGE, EventKind.ACTION),
+        )
+        if triage.person is None or (owner and triage.person[2] != Role.OWNER):
+            person = await store.people.resolve(event.sender, owner=owner)
+        else:
+            person = Person(triage.person[0], triage.person[1], Role(triage.person[2]))
         outcome: RunOutcome | None = None
         try:
             if person.role is Role.BLOCKED:
                 log.info("ignored event from a blocked person", extra={"event_id": event.id, "person": person.id})
                 return
-            previous = await self.services.store.runs.for_event(event.id)
-            if previous is not None:
-                outcome = await self._redelivered(event, person, previous)
+            if triage.previous is not None:
+                outcome = await self._redelivered(event, person, triage.previous)
                 return
-            waiting = await self._waiting_run(event)
-            if waiting is not None:
-                outcome = await self._resume(waiting, event, person, answer=event)
+            if triage.waiting is not None:
+                outcome = await self._resume(triage.waiting, event, person, answer=event)
                 return
             if event.kind is EventKind.COMMAND and event.command and self.commands.get(event.command.name):
                 await self._run_command(event, person)
@@ -116,7 +125,8 @@ class FlowRuntime:
                          answer=answer)
         self.runs_in_flight += 1
         try:
-            outcome = await self.engine.resume(flow, ctx, next_node=run.next_node or flow.first, state=run.state)
+            outcome = await self.engine.resume(flow, ctx, next_node=run.next_node or flow.first, state=run.state,
+                                               run_event_id=run.event_id, conversation=run.conversation)
         finally:
             self.runs_in_flight -= 1
         await self._after(outcome, ctx)
@@ -129,12 +139,6 @@ class FlowRuntime:
         log.info("dropped a redelivered event whose run already ended",
                  extra={"event_id": event.id, "run_id": run.id, "status": str(run.status)})
         return RunOutcome(run.id, run.status, run.state.get("values", {}))
-
-    async def _waiting_run(self, event: Event) -> RunRecord | None:
-        finder = getattr(self.services.store.runs, "waiting_in", None)
-        if finder is None or event.kind not in (EventKind.MESSAGE, EventKind.ACTION):
-            return None
-        return await finder(event.conversation.key)
 
     async def _original_event(self, run: RunRecord) -> Event | None:
         async with self.services.store.pool.connection() as conn:

@@ -94,6 +94,73 @@ def _run(row: tuple[Any, ...]) -> RunRecord:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    flow: str
+    event_id: str | None
+    conversation: str
+    person_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    """What the runtime must know before handling an event, fetched in one round trip."""
+
+    person: tuple[int, str, str] | None  # (id, display name, role) when the sender is known
+    previous: RunRecord | None  # a run this very event already started (a redelivery)
+    waiting: RunRecord | None  # a run in this conversation parked on the person's answer
+
+
+_RUN_AS_TEXT = ", ".join(f"{c}::text" for c in _RUN_COLUMNS.split(", "))
+
+_TRIAGE = f"""
+SELECT
+  (SELECT ARRAY[p.id::text, p.display_name, p.role] FROM identities i JOIN people p ON p.id = i.person_id
+    WHERE i.channel = %(channel)s AND i.user_id = %(user)s),
+  (SELECT ARRAY[{_RUN_AS_TEXT}]
+    FROM runs WHERE event_id = %(event)s ORDER BY started_at DESC LIMIT 1),
+  (SELECT ARRAY[{_RUN_AS_TEXT}]
+    FROM runs WHERE conversation = %(conversation)s AND status = 'waiting' ORDER BY updated_at DESC LIMIT 1)
+"""
+
+
+def _run_from_text(values: list[str | None]) -> RunRecord:
+    """A run row fetched as text[] (so three lookups fit one query) back into a RunRecord."""
+    import json
+    from datetime import datetime as dt
+
+    (rid, flow, event_id, conversation, person_id, status, next_node, state, steps, tokens_in, tokens_out, cost,
+     error, started_at, finished_at) = values
+    return RunRecord(
+        id=str(rid), flow=str(flow), event_id=event_id, conversation=str(conversation),
+        person_id=int(person_id) if person_id else None, status=RunStatus(status), next_node=next_node,
+        state=json.loads(state) if state else {}, steps=int(steps or 0), tokens_in=int(tokens_in or 0),
+        tokens_out=int(tokens_out or 0), cost=float(cost or 0), error=error,
+        started_at=dt.fromisoformat(str(started_at)), finished_at=dt.fromisoformat(finished_at) if finished_at else None,
+    )
+
+
+_OPEN = (RunStatus.RUNNING, RunStatus.WAITING, RunStatus.INTERRUPTED)
+
+_RECORD_STEP = """
+WITH step AS (
+    INSERT INTO run_steps (run_id, seq, node_id, kind, status, attempts, inputs, outputs, error, started_at,
+                           duration_ms, tokens_in, tokens_out, cost)
+    VALUES (%(run_id)s, %(seq)s, %(node_id)s, %(kind)s, %(step_status)s, %(attempts)s, %(inputs)s, %(outputs)s,
+            NULLIF(%(step_error)s, ''), %(started_at)s, %(duration_ms)s, %(tokens_in)s, %(tokens_out)s, %(cost)s)
+)
+INSERT INTO runs (id, flow, event_id, conversation, person_id, status, next_node, state, steps, tokens_in,
+                  tokens_out, cost, error, finished_at)
+VALUES (%(run_id)s, %(flow)s, %(event_id)s, %(conversation)s, %(person_id)s, %(status)s, %(next_node)s, %(state)s,
+        %(seq)s, %(tokens_in)s, %(tokens_out)s, %(cost)s, %(error)s, CASE WHEN %(finished)s THEN now() END)
+ON CONFLICT (id) DO UPDATE SET
+    status = EXCLUDED.status, next_node = EXCLUDED.next_node, state = EXCLUDED.state, steps = EXCLUDED.steps,
+    tokens_in = runs.tokens_in + EXCLUDED.tokens_in, tokens_out = runs.tokens_out + EXCLUDED.tokens_out,
+    cost = runs.cost + EXCLUDED.cost, error = coalesce(EXCLUDED.error, runs.error), updated_at = now(),
+    finished_at = EXCLUDED.finished_at
+"""
+
+
 class RunStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
@@ -123,32 +190,32 @@ class RunStore:
         seq: int,
         step: StepRecord,
         *,
+        header: NewRun,
         next_node: str | None,
         state: dict[str, Any],
         finish: RunStatus | None = None,
         error: str | None = None,
     ) -> None:
-        """Write one step and the run's state after it, atomically. `finish` ends the run too."""
-        async with self._pool.connection() as conn, conn.transaction(), conn.pipeline():
+        """Write one step and the run's state after it, atomically, in one statement.
+
+        The run row is upserted with the step (created by the first step), so a run that crashed
+        before its first step committed leaves nothing behind and simply starts again. `finish`
+        ends the run too.
+        """
+        status = str(finish) if finish else str(RunStatus.RUNNING)
+        async with self._pool.connection() as conn:
             await conn.execute(
-                "INSERT INTO run_steps (run_id, seq, node_id, kind, status, attempts, inputs, outputs, error, "
-                "started_at, duration_ms, tokens_in, tokens_out, cost) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULLIF(%s, ''), %s, %s, %s, %s, %s)",
-                (
-                    run_id, seq, step.node_id, step.kind, str(step.status), step.attempts,
-                    Jsonb(step.inputs), Jsonb(step.outputs), step.error, step.started_at,
-                    step.duration_ms, step.tokens_in, step.tokens_out, step.cost,
-                ),
-            )
-            await conn.execute(
-                "UPDATE runs SET next_node = %s, state = %s, steps = %s, "
-                "tokens_in = tokens_in + %s, tokens_out = tokens_out + %s, cost = cost + %s, "
-                "status = coalesce(%s, status), error = coalesce(%s, error), updated_at = now(), "
-                "finished_at = CASE WHEN %s::text IS NULL THEN NULL ELSE now() END WHERE id = %s",
-                (
-                    next_node, Jsonb(state), seq, step.tokens_in, step.tokens_out, step.cost,
-                    str(finish) if finish else None, error, str(finish) if finish else None, run_id,
-                ),
+                _RECORD_STEP,
+                {
+                    "run_id": run_id, "seq": seq, "node_id": step.node_id, "kind": step.kind,
+                    "step_status": str(step.status), "attempts": step.attempts, "inputs": Jsonb(step.inputs),
+                    "outputs": Jsonb(step.outputs), "step_error": step.error, "started_at": step.started_at,
+                    "duration_ms": step.duration_ms, "tokens_in": step.tokens_in, "tokens_out": step.tokens_out,
+                    "cost": step.cost, "flow": header.flow, "event_id": header.event_id,
+                    "conversation": header.conversation, "person_id": header.person_id, "status": status,
+                    "next_node": next_node, "state": Jsonb(state), "error": error,
+                    "finished": finish is not None and finish not in _OPEN,
+                },
             )
 
     async def finish(self, run_id: str, status: RunStatus, *, error: str | None = None) -> None:
@@ -188,6 +255,16 @@ class RunStore:
                 )
             ).fetchone()
             return _run(row) if row else None
+
+    async def triage(self, *, event_id: str, conversation: str, channel: str, user_id: str,
+                     check_waiting: bool = True) -> Triage:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_TRIAGE, {"channel": channel, "user": user_id, "event": event_id,
+                                              "conversation": conversation if check_waiting else None})
+            row = await cur.fetchone()
+        assert row is not None
+        person = (int(row[0][0]), row[0][1], row[0][2]) if row[0] else None
+        return Triage(person, _run_from_text(row[1]) if row[1] else None, _run_from_text(row[2]) if row[2] else None)
 
     async def waiting_in(self, conversation: str) -> RunRecord | None:
         """The newest run of a conversation parked on the person's answer (ask / approval)."""

@@ -1,0 +1,1 @@
+"""Switchboard's runtime core: events, bus, store, LLM, commands, server, CLI and the app."""
