@@ -2,10 +2,18 @@
 
 WordLlama's weights (32k tokens × 256 dims, 16 MB) and tokenizer ship inside its wheel. Its own
 loader looks in the wrong folder and then tries the network, so we point it at the package folder
-with downloads disabled. Embedding is the same maths as `WordLlama.embed(norm=True)` (mean of
-token vectors, then L2 norm) but without padding every text of a batch to the longest one: the
-token ids are concatenated and summed per text with `np.add.reduceat` in small slices that stay in
-cache, about 1.6× faster on 1,000-character chunks. See docs/knowledge.md for why this model.
+with downloads disabled.
+
+The vector is WordLlama's (mean of the token vectors, then L2 norm), computed faster:
+- its tokenizer has no pre-tokenizer, so BPE runs over a whole 1,500-character chunk at once and
+  dominates the cost; we tokenise each whitespace-separated word once (Llama's normaliser makes
+  `word` and ` word` the same `▁word` pieces) and cache its ids, so a corpus is tokenised at the
+  speed of dict look-ups;
+- whitespace itself (runs of spaces, newlines) is not embedded: those tokens carry no meaning but
+  dominate the mean of indented text;
+- no padding of a batch to its longest text: ids are concatenated and summed per text with
+  `np.add.reduceat`, in small slices that stay in the CPU cache.
+See docs/knowledge.md for the measured speed and why this model.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from bot.embeddings.base import Embedder, EmbeddingError
 
 # Texts summed per numpy slice: small enough that the gathered token vectors stay in cache.
 _SLICE = 8
+# Distinct words whose token ids are remembered (~100 bytes each); past it the cache starts over.
+_CACHE_WORDS = 500_000
 
 
 class WordLlamaEmbedder(Embedder):
@@ -29,6 +39,7 @@ class WordLlamaEmbedder(Embedder):
     def __init__(self) -> None:
         self._model: Any = None
         self._lock = threading.Lock()
+        self._cache: dict[str, tuple[int, ...]] = {}
 
     def _load(self) -> Any:
         with self._lock:
@@ -56,24 +67,39 @@ class WordLlamaEmbedder(Embedder):
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        encoded = model.tokenizer.encode_batch(texts, add_special_tokens=False)
-        for start in range(0, len(encoded), _SLICE):
-            ids_lists = [e.ids for e in encoded[start:start + _SLICE]]
-            lengths = np.fromiter((len(ids) for ids in ids_lists), dtype=np.int64, count=len(ids_lists))
-            total = int(lengths.sum())
-            if total == 0:
-                continue
-            ids = np.fromiter(itertools.chain.from_iterable(ids_lists), dtype=np.int32, count=total)
-            np.clip(ids, 0, table.shape[0] - 1, out=ids)
-            offsets = np.zeros(len(lengths), dtype=np.int64)
-            np.cumsum(lengths[:-1], out=offsets[1:])
-            present = lengths > 0
-            sums = np.add.reduceat(np.take(table, ids, axis=0), offsets[present], axis=0, dtype=np.float32)
-            out[start:start + len(ids_lists)][present] = sums / lengths[present, None]
+        words = [text.split() for text in texts]
+        with self._lock:
+            ids_of = self._word_ids(model, words)
+            for start in range(0, len(words), _SLICE):
+                ids_lists = [list(itertools.chain.from_iterable(ids_of[w] for w in ws))
+                             for ws in words[start:start + _SLICE]]
+                lengths = np.fromiter((len(ids) for ids in ids_lists), dtype=np.int64, count=len(ids_lists))
+                total = int(lengths.sum())
+                if total == 0:
+                    continue
+                ids = np.fromiter(itertools.chain.from_iterable(ids_lists), dtype=np.int32, count=total)
+                np.clip(ids, 0, table.shape[0] - 1, out=ids)
+                offsets = np.zeros(len(lengths), dtype=np.int64)
+                np.cumsum(lengths[:-1], out=offsets[1:])
+                present = lengths > 0
+                sums = np.add.reduceat(np.take(table, ids, axis=0), offsets[present], axis=0, dtype=np.float32)
+                out[start:start + len(ids_lists)][present] = sums / lengths[present, None]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         out /= norms
         return out
+
+    def _word_ids(self, model: Any, words: list[list[str]]) -> dict[str, tuple[int, ...]]:
+        """Token ids per word, tokenising only words not seen before (call with the lock held)."""
+        cache = self._cache
+        missing = list({w for ws in words for w in ws if w not in cache})
+        if missing:
+            if len(cache) + len(missing) > _CACHE_WORDS:
+                cache.clear()
+            for word, encoded in zip(missing, model.tokenizer.encode_batch(missing, add_special_tokens=False),
+                                     strict=True):
+                cache[word] = tuple(encoded.ids)
+        return cache
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:

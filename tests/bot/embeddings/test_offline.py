@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -20,16 +21,22 @@ async def test_vectors_are_unit_length_and_of_the_declared_dimension() -> None:
     assert await embedder.embed([]) == []
 
 
-async def test_same_result_as_wordllama_itself() -> None:
-    from pathlib import Path
-
+async def test_single_spaced_prose_gets_exactly_wordllamas_vector() -> None:
     import wordllama
 
-    texts = ["The build server lives in Frankfurt.", "short", "a much longer text " * 40]
+    long = ("a much longer text, with commas; and (brackets) " * 30).strip()
+    texts = ["The build server lives in Frankfurt.", "short", long]
     reference = wordllama.WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
-    expected = reference.embed(texts[:2], norm=True)
+    expected = reference.embed(texts, norm=True)
     ours = WordLlamaEmbedder().embed_sync(texts)
-    assert np.allclose(ours[:2], expected, atol=1e-5)
+    assert np.allclose(ours, expected, atol=1e-5)
+
+
+async def test_whitespace_runs_do_not_change_the_meaning() -> None:
+    embedder = WordLlamaEmbedder()
+    plain, indented = embedder.embed_sync(["def main(): return run(args)",
+                                           "def main():\n        return run(args)\n\n\n"])
+    assert np.allclose(plain, indented, atol=1e-6)
 
 
 async def test_related_texts_are_closer_than_unrelated_ones() -> None:
