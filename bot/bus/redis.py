@@ -286,6 +286,7 @@ class RedisBus(Bus):
         self._heartbeat: asyncio.Task[None] | None = None
         self._reader_wake = asyncio.Event()
         self._heartbeat_wake = asyncio.Event()
+        self._heartbeat_stop = False
         self._replies_stop = asyncio.Event()
         self._reply_readers = 0
         self._closing = True
@@ -368,6 +369,7 @@ class RedisBus(Bus):
         self._closing = False
         self._replies_stop.clear()
         await self._replay_journal()
+        self._heartbeat_stop = False
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="bus:heartbeat")
         if self._handler is not None:
             self._start_reader()
@@ -389,7 +391,12 @@ class RedisBus(Bus):
                 )
         for lease in list(self._leases.values()):
             await self._park(lease)
-        await _cancel(self._heartbeat)
+        # Let the heartbeat finish its tick: one cancelled mid-pipeline could re-announce us after we left.
+        self._heartbeat_stop = True
+        self._heartbeat_wake.set()
+        if self._heartbeat is not None:
+            await asyncio.wait({self._heartbeat}, timeout=max(self._interval, 0.5) + 1)
+            await _cancel(self._heartbeat)
         self._heartbeat = None
         with contextlib.suppress(RedisError):
             await self._r.delete(self._worker_key(self.worker_id))
@@ -653,7 +660,7 @@ class RedisBus(Bus):
     # -- partition leases ------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        while True:
+        while not self._heartbeat_stop:
             began = time.monotonic()
             try:
                 async with asyncio.timeout(max(self._interval, 0.5)):
@@ -663,6 +670,8 @@ class RedisBus(Bus):
             except (RedisError, OSError, TimeoutError) as exc:
                 log.warning("bus heartbeat failed", extra={"error": str(exc) or type(exc).__name__})
             self._fence_expired()
+            if self._heartbeat_stop:
+                return
             self._heartbeat_wake.clear()
             await _wait_event(self._heartbeat_wake, max(0.0, self._interval - (time.monotonic() - began)))
 

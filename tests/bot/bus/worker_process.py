@@ -20,8 +20,8 @@ from bot.events import Event, Reply
 from tests.bot.bus.conftest import FAST
 
 
-async def run(url: str, prefix: str, hang: bool) -> None:
-    bus = RedisBus(url, **{**FAST, "prefix": prefix})  # type: ignore[arg-type]
+async def run(url: str, prefix: str, hang: bool, concurrency: int) -> None:
+    bus = RedisBus(url, **{**FAST, "prefix": prefix, "max_concurrency": concurrency})  # type: ignore[arg-type]
     log = aioredis.from_url(url)
 
     async def step(event: Event, phase: str) -> None:
@@ -52,5 +52,6 @@ if __name__ == "__main__":
     parser.add_argument("url")
     parser.add_argument("prefix")
     parser.add_argument("--hang", action="store_true", help="never finish a handler (to be killed mid-run)")
+    parser.add_argument("--concurrency", type=int, default=256, help="handlers at once in this process")
     args = parser.parse_args()
-    asyncio.run(run(args.url, args.prefix, args.hang))
+    asyncio.run(run(args.url, args.prefix, args.hang, args.concurrency))
