@@ -19,7 +19,7 @@ from adapters.base import AdapterContext
 from adapters.email import EmailAdapter, create
 from bot.bus.memory import MemoryBus
 from tests.adapters.conformance import PlatformHarness, SentMessage
-from tests.fakes.mail import ImapServer, ReceivedMail, SmtpSink
+from tests.fakes.mail import DovecotServer, ImapServer, ReceivedMail, SmtpSink
 
 BOT = "bot@example.com"
 IMAP_PASSWORD = "imap-secret"
@@ -27,7 +27,12 @@ SMTP_PASSWORD = "s3cr@t/ü 1"  # needs percent-encoding in the URL
 
 
 def mail_env(
-    imap: ImapServer, smtp: SmtpSink, *, address: str = BOT, imap_scheme: str = "imap", smtp_scheme: str = "smtp"
+    imap: ImapServer | DovecotServer,
+    smtp: SmtpSink,
+    *,
+    address: str = BOT,
+    imap_scheme: str = "imap",
+    smtp_scheme: str = "smtp",
 ) -> dict[str, str]:
     """The EMAIL_* variables an operator would set, credentials percent-encoded."""
     user = quote(BOT, safe="")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from adapters.registry import discover
 from bot.bus.memory import BusClosed, MemoryBus
 from bot.events import Button, ConversationRef, Event, EventKind, Reply
 from tests.adapters.harness_email import BOT, IMAP_PASSWORD, SMTP_PASSWORD, inbound, mail_env
-from tests.fakes.mail import ImapServer, ReceivedMail, SmtpSink
+from tests.fakes.mail import DOVECOT, DovecotServer, ImapServer, ReceivedMail, SmtpSink
 
 SEEN = r"\Seen"
 
@@ -586,3 +587,63 @@ def test_reply_to_is_where_answers_go() -> None:
     raw = inbound("x", message_id="rt@x", sender="Ann <ann@example.com>", headers={"Reply-To": "ops@example.com"})
     parsed = parse_mail(raw)
     assert (parsed.sender, parsed.reply_address) == ("ann@example.com", "ops@example.com")
+
+
+# -- a real IMAP server -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    DOVECOT is None or os.geteuid() != 0, reason="needs Debian's dovecot-imapd (apt-get install dovecot-imapd) and root"
+)
+async def test_against_dovecot_mail_is_read_answered_flagged_and_deduplicated() -> None:
+    dovecot = await DovecotServer.start(user=BOT, password=IMAP_PASSWORD)
+    smtp = await SmtpSink.start(username=BOT, password=SMTP_PASSWORD)
+    adapter = create({}, mail_env(dovecot, smtp))
+    bus = MemoryBus()
+    got: asyncio.Queue[Event] = asyncio.Queue()
+
+    async def answer(event: Event) -> None:
+        got.put_nowait(event)
+        reply = Reply(conversation=event.conversation, text="Hello from **Switchboard**", in_reply_to=event.id)
+        await adapter.send(reply)
+
+    bus.consume(answer)
+    await adapter.start(AdapterContext(bus=bus))
+    try:
+        await asyncio.wait_for(adapter.watcher.connected.wait(), 10)
+        assert adapter.mode is WatchMode.IDLE
+        body = "Hi bot\n\nOn Mon, Ann wrote:\n> earlier"
+        raw = inbound(body, message_id="dv1@example.com", subject="Re: Real server")
+        first = dovecot.deliver(raw)
+        event = await asyncio.wait_for(got.get(), 10)
+        assert (event.id, event.text) == ("email:dv1@example.com", "Hi bot")
+        (sent,) = await smtp.wait_for(1)
+        assert sent.message["Subject"] == "Re: Real server" and sent.message["In-Reply-To"] == "<dv1@example.com>"
+        for _ in range(200):
+            if "S" in dovecot.flags(first):
+                break
+            await asyncio.sleep(0.02)
+        assert "S" in dovecot.flags(first)
+
+        second = dovecot.deliver(raw)  # the same message again
+        dovecot.deliver(inbound("next", message_id="dv2@example.com"))
+        assert (await asyncio.wait_for(got.get(), 10)).id == "email:dv2@example.com"
+        for _ in range(200):
+            if "S" in dovecot.flags(second):
+                break
+            await asyncio.sleep(0.02)
+        assert "S" in dovecot.flags(second)
+
+        await smtp.wait_for(2)  # dv1 and dv2 answered, the duplicate not
+        await asyncio.sleep(0.2)
+        assert len(smtp.received) == 2
+        fresh = create({}, mail_env(dovecot, smtp))  # after a restart: the thread comes back from the mailbox
+        smtp.clear()
+        await fresh.send(Reply(conversation=event.conversation, text="later", in_reply_to=event.id))
+        (later,) = await smtp.wait_for(1)
+        assert later.message["Subject"] == "Re: Real server"
+    finally:
+        await adapter.stop()
+        await dovecot.stop()
+        await smtp.stop()

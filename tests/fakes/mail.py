@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import email
+import os
+import shutil
+import socket
 import ssl
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any, ClassVar
 
 from aioimaplib.imap_testing_server import CAPABILITIES, IDLE, ImapProtocol, Mail, ServerState
@@ -257,3 +262,136 @@ class ImapServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+# -- Dovecot (optional) -----------------------------------------------------------------------------
+
+
+DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if os.path.exists("/usr/sbin/dovecot") else None)
+
+
+class DovecotServer:
+    """Debian's dovecot-imapd with a private config on a loopback port, for a check against a real
+    IMAP server. Needs the `dovecot-imapd` package and root (it drops to the `dovecot` user); tests
+    using it skip when either is missing. Mail is delivered by writing into the Maildir, as an LDA does.
+    """
+
+    def __init__(self, root: Path, user: str, password: str) -> None:
+        self.root = root
+        self.user = user
+        self.password = password
+        self.port = 0
+        self._process: asyncio.subprocess.Process | None = None
+        self._serial = 0
+
+    @classmethod
+    async def start(cls, *, user: str, password: str) -> DovecotServer:
+        assert DOVECOT, "dovecot is not installed"
+        server = cls(_private_root(), user, password)
+        server._write_config()
+        root = server.root
+        server._process = await asyncio.create_subprocess_exec(
+            DOVECOT, "-F", "-c", str(root / "dovecot.conf"),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.close()
+                return server
+            except OSError:
+                if time.monotonic() > deadline or server._process.returncode is not None:
+                    log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
+                    raise RuntimeError(f"dovecot did not start: {log[-2000:]}") from None
+                await asyncio.sleep(0.05)
+
+    def _write_config(self) -> None:
+        root = self.root
+        for sub in ("run", "state", "mail", "home"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        (root / "users").write_text(f"{self.user}:{{PLAIN}}{self.password}::::::\n")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        (root / "dovecot.conf").write_text(_DOVECOT_CONF.format(root=root, port=self.port))
+        for owned in (root / "mail", root / "home"):
+            shutil.chown(owned, "dovecot", "dovecot")
+
+    @property
+    def maildir(self) -> Path:
+        return self.root / "mail" / self.user
+
+    def deliver(self, raw: bytes) -> str:
+        """Write a message into the Maildir's new/ folder; returns its Maildir base name."""
+        for folder in (self.maildir, self.maildir / "tmp", self.maildir / "new", self.maildir / "cur"):
+            if not folder.exists():
+                folder.mkdir()
+                shutil.chown(folder, "dovecot", "dovecot")
+        self._serial += 1
+        name = f"{time.time_ns()}.M{self._serial}P{os.getpid()}.switchboard-test"
+        temporary = self.maildir / "tmp" / name
+        temporary.write_bytes(raw)
+        shutil.chown(temporary, "dovecot", "dovecot")
+        temporary.rename(self.maildir / "new" / name)
+        return name
+
+    def flags(self, name: str) -> str:
+        """Maildir flags of a delivered message ("S" once \\Seen); "" while unseen or still in new/."""
+        for path in (self.maildir / "cur").glob(f"{name}*"):
+            return path.name.partition(":2,")[2]
+        return ""
+
+    async def stop(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            await self._process.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _private_root() -> Path:
+    # Its own folder under /tmp: pytest's tmp_path is private to root, and dovecot drops privileges.
+    root = Path(tempfile.mkdtemp(prefix="switchboard-dovecot-"))
+    root.chmod(0o755)
+    return root
+
+
+_DOVECOT_CONF = """
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+mail_location = maildir:{root}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/users
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={root}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service stats {{
+  unix_listener stats-reader {{
+    mode = 0666
+  }}
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+"""
