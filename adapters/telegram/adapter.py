@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from telegram import BotCommand, InlineKeyboardMarkup, InputFile, Message, ReplyParameters, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -530,6 +530,12 @@ class TelegramAdapter(Adapter):
                     raise
                 log.warning("Telegram flood control; waiting", extra={"adapter": CHANNEL, "retry_after_s": delay})
                 await asyncio.sleep(delay)
+            except ChatMigrated as exc:  # a group became a supergroup: same chat, new id
+                if "chat_id" not in kwargs:
+                    raise
+                log.info("the chat moved to a new id; resending there",
+                         extra={"adapter": CHANNEL, "chat_id": kwargs["chat_id"], "new_chat_id": exc.new_chat_id})
+                kwargs["chat_id"] = exc.new_chat_id
             except BadRequest:
                 raise
             except NetworkError as exc:

@@ -292,6 +292,29 @@ async def test_flood_control_is_waited_out_and_the_reply_arrives_once(tg: Live) 
     assert [c.method for c in tg.fake.calls].count("sendMessage") == 2
 
 
+async def test_a_reply_to_a_group_that_became_a_supergroup_follows_it_to_its_new_id(tg: Live) -> None:
+    tg.fake.migrate_next(-1009999)
+    await tg.adapter.send(Reply(conversation=ConversationRef(channel="telegram", room="-4242"), text="still here"))
+    assert [(m.chat_id, m.text) for m in tg.fake.sent] == [(-1009999, "still here")]
+
+
+async def test_a_restarted_adapter_does_not_see_updates_it_already_took() -> None:
+    fake = await FakeTelegram(TOKEN).start()
+    try:
+        first = await _live(fake, TOKEN, {"poll_timeout": 5}, {})
+        fake.enqueue(_dm(fake, "before the restart"))
+        assert (await first.next_event()).text == "before the restart"
+        await _shut(first)
+        await first.bus.stop(drain_timeout=0)
+        second = await _live(fake, TOKEN, {"poll_timeout": 5}, {})
+        fake.enqueue(_dm(fake, "after the restart"))
+        assert (await second.next_event()).text == "after the restart"  # not the confirmed one again
+        await _shut(second)
+        await second.bus.stop(drain_timeout=0)
+    finally:
+        await fake.stop()
+
+
 async def test_buttons_become_an_inline_keyboard_and_a_press_becomes_an_answered_action(tg: Live) -> None:
     long_value = "approve:" + "x" * 100  # over Telegram's 64-byte callback_data limit
     buttons = (Button("Approve", long_value, "primary"), Button("Deny", "deny"))

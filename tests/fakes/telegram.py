@@ -185,6 +185,13 @@ class FakeTelegram:
                 "description": "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0"}
         self._faults.append((frozenset({"sendMessage:HTML", "editMessageText:HTML"}), 400, body))
 
+    def migrate_next(self, new_chat_id: int) -> None:
+        """The next send answers that the group was upgraded to a supergroup with a new id."""
+        body = {"ok": False, "error_code": 400,
+                "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                "parameters": {"migrate_to_chat_id": new_chat_id}}
+        self._faults.append((frozenset({"sendMessage"}), 400, body))
+
     # -- inbound updates ---------------------------------------------------------------------------
 
     @staticmethod
