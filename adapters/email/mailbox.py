@@ -28,6 +28,7 @@ MailHandler = Callable[[str, bytes], Awaitable[bool]]
 
 _BACKOFF_START = 1.0
 _BACKOFF_MAX = 60.0
+_COMMAND_TIMEOUT = 60.0  # a FETCH of a large mail over a slow link takes a while
 
 
 class WatchMode(StrEnum):
@@ -116,7 +117,7 @@ class MailboxWatcher:
         """
         tried: set[str] = set()
         while True:
-            response = await client.uid_search("UNSEEN", charset=None)
+            response = await _bounded(client.uid_search("UNSEEN", charset=None))
             if response.result != "OK":
                 raise ImapRefused(f"search refused: {_text(response)}")
             fresh = [uid for uid in _search_uids(response.lines) if uid not in tried]
@@ -127,14 +128,14 @@ class MailboxWatcher:
                 await self._take(client, uid)
 
     async def _take(self, client: aioimaplib.IMAP4, uid: str) -> None:
-        fetched = await client.uid("fetch", uid, "(BODY.PEEK[])")
+        fetched = await _bounded(client.uid("fetch", uid, "(BODY.PEEK[])"))
         raw = _literal(fetched.lines)
         if fetched.result != "OK" or raw is None:
             log.warning("could not fetch a message; it stays unseen", extra={"uid": uid, "result": fetched.result})
             return
         if not await self._handler(uid, raw):
             return  # not accepted (bus unavailable): leave it unseen for the next pass
-        stored = await client.uid("store", uid, "+FLAGS", r"(\Seen)")
+        stored = await _bounded(client.uid("store", uid, "+FLAGS", r"(\Seen)"))
         if stored.result != "OK":
             log.warning("could not mark a message seen; it may be read again (and deduped)", extra={"uid": uid})
 
@@ -205,16 +206,23 @@ async def find_messages(settings: EmailSettings, message_id: str) -> list[bytes]
     so the watcher's IDLE is not disturbed."""
     client = await open_session(settings)
     try:
-        response = await client.uid_search("HEADER", "Message-ID", aioimaplib.quoted(message_id), charset=None)
+        response = await _bounded(
+            client.uid_search("HEADER", "Message-ID", aioimaplib.quoted(message_id), charset=None)
+        )
         found = []
         for uid in _search_uids(response.lines)[-5:] if response.result == "OK" else []:
-            fetched = await client.uid("fetch", uid, "(BODY.PEEK[])")
+            fetched = await _bounded(client.uid("fetch", uid, "(BODY.PEEK[])"))
             raw = _literal(fetched.lines)
             if raw is not None:
                 found.append(raw)
         return found
     finally:
         await close_session(client, polite=True)
+
+
+async def _bounded(command: Awaitable[aioimaplib.Response]) -> aioimaplib.Response:
+    """Every command gets a deadline: aioimaplib leaves some (UID STORE) waiting forever on a dead link."""
+    return await asyncio.wait_for(command, _COMMAND_TIMEOUT)
 
 
 def _mailbox_arg(name: str) -> str:
