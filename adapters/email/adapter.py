@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import quote
 
 import aioimaplib
 import aiosmtplib
@@ -174,7 +175,8 @@ class EmailAdapter(Adapter):
             url = attachment_data_url(attachment)
         else:  # RFC 5092 IMAP URL: the part stays in the mailbox, fetchable on demand
             imap = self.settings.imap
-            url = f"imap://{imap.username}@{imap.host}:{imap.port}/{self.settings.mailbox}/;UID={uid}/;SECTION={attachment.section}"
+            server = f"{quote(imap.username, safe='')}@{imap.host}:{imap.port}"
+            url = f"imap://{server}/{quote(self.settings.mailbox)}/;UID={uid}/;SECTION={attachment.section}"
         return Attachment(name=attachment.name, content_type=attachment.content_type, url=url, size=size)
 
     def _choice(self, conversation: ConversationRef, text: str) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 import os
 import ssl
@@ -269,6 +270,22 @@ async def test_attachments_are_kept_with_their_bytes(mail: Mail) -> None:
     header, _, data = attachment.url.partition(",")
     assert header == "data:application/pdf;base64" and base64.b64decode(data) == payload
     assert event.text == "see attached"
+
+
+async def test_an_attachment_over_the_inline_limit_is_referenced_in_the_mailbox(mail: Mail) -> None:
+    original = mail.adapter.settings
+    mail.adapter.settings = dataclasses.replace(original, max_inline_attachment_bytes=1000)
+    try:
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "ann@example.com", BOT, "big", "<big@x>"
+        msg.set_content("a big one")
+        msg.add_attachment(b"x" * 5000, maintype="application", subtype="zip", filename="dump.zip")
+        uid = await mail.deliver(msg.as_bytes())
+        (attachment,) = (await mail.next_event()).attachments
+    finally:
+        mail.adapter.settings = original
+    assert attachment.size == 5000
+    assert attachment.url == f"imap://bot%40example.com@127.0.0.1:{mail.imap.port}/INBOX/;UID={uid}/;SECTION=2"
 
 
 # -- outbound ---------------------------------------------------------------------------------------
