@@ -99,6 +99,7 @@ class TelegramAdapter(Adapter):
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
         self._failed_updates: set[int] = set()
         self._stopping = False
+        self._lanes: dict[str, asyncio.Queue[Reply]] = {}  # chat id -> replies waiting or being sent
 
     def describe(self) -> str:
         host = urlsplit(self.settings.base_url).netloc
@@ -344,7 +345,7 @@ class TelegramAdapter(Adapter):
     async def deliver_forever(self, bus: Bus) -> None:
         """The base pump, with one lane per chat: a flood wait or a throttled streaming edit in one
         chat never holds up replies to another, and each chat still gets its replies in order."""
-        lanes: dict[str, asyncio.Queue[Reply]] = {}
+        lanes = self._lanes
         workers: set[asyncio.Task[None]] = set()
         try:
             async for reply in bus.replies(self.name):
@@ -363,6 +364,12 @@ class TelegramAdapter(Adapter):
         finally:
             for worker in list(workers):
                 worker.cancel()
+
+    @property
+    def idle(self) -> bool:
+        """True when no reply taken from the bus is waiting or half-sent (a long reply is several
+        messages): a consistent moment to look at what was delivered."""
+        return not self._lanes
 
     async def _drain_lane(self, room: str, lane: asyncio.Queue[Reply], lanes: dict[str, asyncio.Queue[Reply]]) -> None:
         while True:

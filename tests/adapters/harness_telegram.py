@@ -33,7 +33,7 @@ class TelegramHarness(PlatformHarness):
 
     def __init__(self, fake: FakeTelegram, adapter: TelegramAdapter, bus: MemoryBus) -> None:
         self.fake = fake
-        self.adapter = adapter
+        self.adapter: TelegramAdapter = adapter
         self.bus = bus
         self._message_ids: dict[str, int] = {}
         self._user_ids: dict[str, int] = {}
@@ -46,6 +46,11 @@ class TelegramHarness(PlatformHarness):
         self.fake.enqueue(self.fake.message(chat, self.fake.user(user_id, user), text, message_id=number))
 
     async def sent(self) -> list[SentMessage]:
+        # Never report half of a multi-message reply: wait until the adapter is between replies.
+        for _ in range(500):
+            if self.adapter.idle:
+                break
+            await asyncio.sleep(0.01)
         return [
             SentMessage(room=str(m.chat_id), text=m.text, thread=str(m.thread_id or ""),
                         buttons=[label for label, _ in m.buttons], edited=m.edits > 0)
