@@ -664,3 +664,13 @@ async def test_against_dovecot_mail_is_read_answered_flagged_and_deduplicated() 
         await adapter.stop()
         await dovecot.stop()
         await smtp.stop()
+
+
+def test_broken_mail_is_read_as_far_as_it_goes() -> None:
+    unknown_charset = (
+        b"From: ann@example.com\r\nSubject: =?x-unknown?q?hi?=\r\nDate: not a date\r\n"
+        b"Content-Type: text/plain; charset=x-klingon\r\n\r\nhello \xff world\r\n"
+    )
+    parsed = parse_mail(unknown_charset)
+    assert parsed.sender == "ann@example.com" and parsed.text.startswith("hello") and parsed.date is None
+    assert parse_mail(b"\x00\xff garbage").automated == "no From address"  # never answered, never crashes
