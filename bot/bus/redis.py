@@ -360,12 +360,7 @@ class RedisBus(Bus):
         self._renew_script = client.register_script(_RENEW)
         self._release_script = client.register_script(_RELEASE)
         self._replay_script = client.register_script(_REPLAY)
-        pipe = client.pipeline(transaction=False)
-        for p in range(self._partitions):
-            pipe.xgroup_create(self._stream(p), WORKER_GROUP, id="0", mkstream=True)
-        for result in await pipe.execute(raise_on_error=False):
-            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
-                raise BusUnavailable(f"cannot create the worker group on {self.url}: {result}")
+        await self._create_groups()
         self._closing = False
         self._replies_stop.clear()
         await self._replay_journal()
@@ -374,6 +369,15 @@ class RedisBus(Bus):
         if self._handler is not None:
             self._start_reader()
         log.info("redis bus started", extra={"worker": self.worker_id, "bus": self.url, "prefix": self._prefix})
+
+    async def _create_groups(self) -> None:
+        """The `workers` group on every partition, from the start of the stream: nothing published is skipped."""
+        pipe = self._r.pipeline(transaction=False)
+        for p in range(self._partitions):
+            pipe.xgroup_create(self._stream(p), WORKER_GROUP, id="0", mkstream=True)
+        for result in await pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
+                raise BusUnavailable(f"cannot create the worker group on {self.url}: {result}")
 
     async def stop(self, *, drain_timeout: float = 10.0) -> None:
         if self._redis is None:
@@ -433,7 +437,7 @@ class RedisBus(Bus):
 
     async def publish(self, event: Event) -> bool:
         if self._closing:
-            raise BusClosed("the bus is stopping; event not accepted")
+            raise BusClosed("the bus is stopping or not started; event not accepted")
         payload = _encode(event)
         partition = self.partition_of(event.conversation.key)
         refuse_at = self._max_queued
@@ -513,6 +517,9 @@ class RedisBus(Bus):
                 backoff = 0.1
             except RedisError as exc:
                 log.warning("reading the partitions failed; retrying", extra={"error": str(exc)})
+                if "NOGROUP" in str(exc):  # Redis lost its data (restart without persistence): set up again
+                    with contextlib.suppress(RedisError, BusUnavailable):
+                        await self._create_groups()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -553,7 +560,11 @@ class RedisBus(Bus):
             # Releasing: finish the running handler only; the rest is parked for the next owner.
             while lane and not self._closing and lease.state is not PartitionState.RELEASING:
                 item = lane[0]
-                if not await self._process(lease, item):
+                try:
+                    if not await self._process(lease, item):
+                        return
+                except Exception:  # a bug, not a handler error: leave the entry pending for the next owner
+                    log.exception("processing an entry failed", extra={"partition": lease.partition})
                     return
                 lane.popleft()
                 lease.held.pop(item.entry_id, None)
@@ -580,12 +591,12 @@ class RedisBus(Bus):
         if error:
             await self._dead_letter(item.partition, item.entry_id, item.event.id, item.payload, error, item.deliveries)
             return True
-        self._stats.handled += 1
         await self._complete_journal(item.event.id)
         stream = self._stream(item.partition)
         await self._retrying(
             "ack", lambda pipe: (pipe.xack(stream, WORKER_GROUP, item.entry_id), pipe.xdel(stream, item.entry_id))
         )
+        self._stats.handled += 1
         return True
 
     async def _run(self, event: Event) -> str:
@@ -764,6 +775,9 @@ class RedisBus(Bus):
                 log.warning(
                     "recovering a partition failed; retrying", extra={"partition": lease.partition, "error": str(exc)}
                 )
+                if "NOGROUP" in str(exc):
+                    with contextlib.suppress(RedisError, BusUnavailable):
+                        await self._create_groups()
                 await asyncio.sleep(self._interval)
         if self._owns(lease):
             lease.state = PartitionState.ACTIVE
@@ -887,6 +901,9 @@ class RedisBus(Bus):
                     backoff = 0.1
                 except RedisError as exc:
                     log.warning("reading replies failed; retrying", extra={"adapter": adapter, "error": str(exc)})
+                    if "NOGROUP" in str(exc):
+                        with contextlib.suppress(RedisError):
+                            await self._r.xgroup_create(stream, GATEWAY_GROUP, id="0", mkstream=True)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
@@ -900,6 +917,8 @@ class RedisBus(Bus):
                         )
                     else:
                         yield reply  # resumed once the caller has sent it: only then is it acked
+                    if self._redis is None:
+                        return  # stopped meanwhile: it stays pending and another gateway sends it
                     await self._retrying(
                         "reply ack",
                         lambda pipe, e=entry_id: (pipe.xack(stream, GATEWAY_GROUP, e), pipe.xdel(stream, e)),

@@ -379,3 +379,16 @@ async def test_workers_announce_themselves_for_status(new_bus: NewBus) -> None:
     assert seen[gateway.worker_id].role == "gateway"
     await worker.stop()
     assert [w.id for w in await gateway.workers()] == [gateway.worker_id]
+
+
+async def test_workers_recover_when_redis_loses_its_data(redis_url: str, new_bus: NewBus) -> None:
+    bus = await new_bus()
+    record = Recorder()
+    bus.consume(record.handler("w"))
+    await all_partitions_active(bus)
+    client = aioredis.from_url(redis_url)
+    async for key in client.scan_iter(match=f"{bus.prefix}*"):  # what a restart without persistence leaves
+        await client.delete(key)
+    await client.aclose()
+    await bus.publish(make_event("room", 0))
+    await eventually(lambda: record.finished("room") == [0], what="the event after Redis lost everything")
