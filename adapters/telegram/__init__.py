@@ -2,8 +2,9 @@
 
 Switched on by `TELEGRAM_BOT_TOKEN` (see docs/adapters/telegram.md). The package is split by job:
 `settings` (env + options, validated), `inbound` (updates → events, group privacy), `markup`
-(markdown → Telegram HTML, split at 4096), `keyboard` (buttons ↔ inline keyboards) and `adapter`
-(lifecycle, webhook endpoint, sending, streaming edits, flood control).
+(markdown → Telegram HTML, split at 4096), `keyboard` (buttons ↔ inline keyboards), `outbox`
+(replies → messages, streaming edits, files), `api` (one Bot API call through flood control and
+network trouble) and `adapter` (lifecycle, webhook endpoint, per-chat delivery lanes).
 """
 
 from __future__ import annotations

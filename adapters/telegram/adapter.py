@@ -7,31 +7,25 @@ update to `Application.process_update`, answering 200 only once the events are o
 makes Telegram send the update again; the stable event ids make that harmless).
 
 Outbound calls go through PTB's `AIORateLimiter` (global and per-group flood limits, `RetryAfter`
-waited out and retried); `_call` adds a last line of defence so a reply is not dropped.
+waited out and retried) and `api.call_api`; rendering replies is `outbox.Outbox`'s job. Replies
+are delivered in one lane per chat, so a slow chat never holds up the others.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
 import json
 import logging
 import random
-import time
-import warnings
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from telegram import BotCommand, InlineKeyboardMarkup, InputFile, Message, ReplyParameters, Update
-from telegram.constants import ParseMode
-from telegram.error import BadRequest, ChatMigrated, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram import BotCommand, Update
+from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -43,40 +37,22 @@ from telegram.ext import (
 )
 
 from adapters.base import Adapter, AdapterContext, Capability
+from adapters.telegram.api import call_api
 from adapters.telegram.inbound import CHANNEL, BotIdentity, Normalizer
 from adapters.telegram.keyboard import CallbackValues
-from adapters.telegram.markup import Chunk, render_chunks
+from adapters.telegram.outbox import MAX_MESSAGE_CHARS, Outbox
 from adapters.telegram.settings import WEBHOOK_PATH, TelegramSettings, UpdateMode
 from bot.bus import Bus
 from bot.bus.memory import BusClosed
-from bot.events import Event, FileOut, Reply, ReplyKind
+from bot.events import Event, Reply, ReplyKind
 from bot.server import RequestTooLarge, json_error, read_body_capped
 
 log = logging.getLogger("switchboard.adapters.telegram")
 
-T = TypeVar("T")
-MAX_MESSAGE_CHARS = 4096
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Updates we ask for; reactions are not sent unless asked for by name.
 ALLOWED_UPDATES = ["message", "callback_query", "message_reaction"]
-_STREAMS_KEPT = 1024
 _READY_WAIT_S = 60.0
-_NETWORK_ATTEMPTS = 6
-_MAX_FLOOD_WAIT_S = 600.0
-_PHOTO_TYPES = {"image/jpeg", "image/png", "image/webp"}
-_EMPTY_KEYBOARD_TEXT = "Choose:"
-_STREAM_PLACEHOLDER = "…"
-
-
-@dataclass(slots=True)
-class _Stream:
-    """A streamed reply: the platform messages it occupies and when it was last edited."""
-
-    chat_id: str
-    thread_id: int | None
-    message_ids: list[int]
-    shown: list[str]  # the HTML each message shows now
-    last_edit: float = field(default_factory=time.monotonic)
 
 
 class TelegramAdapter(Adapter):
@@ -96,7 +72,7 @@ class TelegramAdapter(Adapter):
         self._normalizer: Normalizer | None = None
         self._runner: asyncio.Task[None] | None = None
         self._callbacks = CallbackValues()
-        self._streams: OrderedDict[str, _Stream] = OrderedDict()
+        self._outbox: Outbox | None = None
         self._failed_updates: set[int] = set()
         self._stopping = False
         self._lanes: dict[str, asyncio.Queue[Reply]] = {}  # chat id -> replies waiting or being sent
@@ -117,6 +93,7 @@ class TelegramAdapter(Adapter):
                 raise RuntimeError("Telegram webhook mode needs the HTTP server; use polling or enable the server")
             context.server.add_route(WEBHOOK_PATH, self._on_webhook, ["POST"])
         self._app = self._build_app()
+        self._outbox = Outbox(self._app.bot, self.settings, self._callbacks)
         self._runner = asyncio.create_task(self._connect(), name="telegram-connect")
 
     def _build_app(self) -> Application[Any, Any, Any, Any, Any, Any]:
@@ -186,7 +163,7 @@ class TelegramAdapter(Adapter):
         delay = 1.0
         while True:
             try:
-                await self._call(
+                await call_api(
                     app.bot.set_webhook,
                     url=self.settings.webhook_url,
                     secret_token=self.settings.webhook_secret,
@@ -208,7 +185,7 @@ class TelegramAdapter(Adapter):
         prefix = self._context.command_prefix if self._context else "/sb"
         menu = [BotCommand(name, f"{prefix} {target}") for name, target in self.settings.shortcuts.items()]
         try:
-            await self._call(app.bot.set_my_commands, menu)
+            await call_api(app.bot.set_my_commands, menu)
         except TelegramError as exc:  # a menu is a nicety; never fail start over it
             log.warning("could not publish the command menu", extra={"adapter": CHANNEL, "error": str(exc)})
 
@@ -237,6 +214,7 @@ class TelegramAdapter(Adapter):
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
         app, self._app = self._app, None
+        self._outbox = None
         if app is None:
             return
         try:
@@ -297,7 +275,7 @@ class TelegramAdapter(Adapter):
 
     async def _answer(self, answer: Callable[..., Awaitable[Any]], **kwargs: Any) -> None:
         try:
-            await self._call(answer, **kwargs)
+            await call_api(answer, **kwargs)
         except BadRequest as exc:  # "query is too old": a re-sent update, already answered
             log.debug("callback query not answered", extra={"adapter": CHANNEL, "error": str(exc)})
 
@@ -388,183 +366,6 @@ class TelegramAdapter(Adapter):
     async def send(self, reply: Reply) -> str:
         if not self.ready.is_set():
             await self.wait_ready(None)  # Telegram unreachable at start: replies wait, none is dropped
-        if reply.edit_of:
-            return await self._send_edit(reply)
-        chunks = self._chunks(reply)
-        thread_id = self._thread_id(reply)
-        markup = self._callbacks.keyboard(reply.buttons) if reply.buttons else None
-        ids: list[int] = []
-        for i, chunk in enumerate(chunks):
-            last = i == len(chunks) - 1
-            message = await self._send_chunk(
-                reply.conversation.room, chunk, thread_id,
-                markup=markup if last else None,
-                reply_to=self._reply_target(reply) if i == 0 else None,
-            )
-            ids.append(message.message_id)
-        await self._send_files(reply.conversation.room, thread_id, reply.files)
-        if reply.partial and ids:
-            self._remember_stream(reply.id, _Stream(reply.conversation.room, thread_id, ids,
-                                                    [c.html for c in chunks]))
-        return str(ids[0]) if ids else ""
-
-    def _chunks(self, reply: Reply) -> list[Chunk]:
-        chunks = render_chunks(reply.text, self.max_message_chars)
-        if not chunks and reply.buttons:
-            chunks = [Chunk(_EMPTY_KEYBOARD_TEXT, _EMPTY_KEYBOARD_TEXT)]
-        elif not chunks and reply.partial:
-            chunks = [Chunk(_STREAM_PLACEHOLDER, _STREAM_PLACEHOLDER)]
-        return chunks
-
-    @staticmethod
-    def _thread_id(reply: Reply) -> int | None:
-        thread = reply.conversation.thread
-        return int(thread) if reply.in_thread and thread.isdigit() else None
-
-    @staticmethod
-    def _reply_target(reply: Reply) -> ReplyParameters | None:
-        """In groups, quote the message being answered so the answer is visibly tied to it."""
-        parts = reply.in_reply_to.split(":")
-        if not reply.in_thread or len(parts) != 3 or parts[0] != CHANNEL or not parts[1].startswith("-"):
-            return None
-        if parts[1] != reply.conversation.room or not parts[2].isdigit():
-            return None
-        return ReplyParameters(message_id=int(parts[2]), allow_sending_without_reply=True)
-
-    def _remember_stream(self, reply_id: str, stream: _Stream) -> None:
-        self._streams[reply_id] = stream
-        while len(self._streams) > _STREAMS_KEPT:
-            self._streams.popitem(last=False)
-
-    async def _send_chunk(
-        self, chat_id: str, chunk: Chunk, thread_id: int | None, *,
-        markup: InlineKeyboardMarkup | None, reply_to: ReplyParameters | None,
-    ) -> Message:
-        assert self._app is not None
-        bot = self._app.bot
-        common: dict[str, Any] = {"chat_id": chat_id, "message_thread_id": thread_id, "reply_markup": markup,
-                                  "reply_parameters": reply_to}
-        try:
-            return await self._call(bot.send_message, text=chunk.html, parse_mode=ParseMode.HTML, **common)
-        except BadRequest as exc:
-            if not _entity_error(exc):
-                raise
-            log.warning("Telegram rejected the formatting; sending plain text",
-                        extra={"adapter": CHANNEL, "chat_id": chat_id, "error": str(exc)})
-            return await self._call(bot.send_message, text=chunk.plain, **common)
-
-    async def _edit_chunk(self, stream: _Stream, index: int, chunk: Chunk,
-                          markup: InlineKeyboardMarkup | None) -> None:
-        assert self._app is not None
-        bot = self._app.bot
-        common: dict[str, Any] = {"chat_id": stream.chat_id, "message_id": stream.message_ids[index],
-                                  "reply_markup": markup}
-        try:
-            try:
-                await self._call(bot.edit_message_text, text=chunk.html, parse_mode=ParseMode.HTML, **common)
-            except BadRequest as exc:
-                if not _entity_error(exc):
-                    raise
-                await self._call(bot.edit_message_text, text=chunk.plain, **common)
-        except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
-                raise
-        stream.shown[index] = chunk.html
-
-    async def _send_edit(self, reply: Reply) -> str:
-        """Streaming: skip edits closer than the interval; always render the final text."""
-        stream = self._streams.get(reply.edit_of)
-        if stream is None:
-            if reply.partial:
-                return ""  # a stream we no longer know (restart): wait for its final text
-            return await self.send(Reply(**{**_reply_fields(reply), "edit_of": ""}))
-        interval = self.settings.group_edit_interval if stream.chat_id.startswith("-") else self.settings.edit_interval
-        wait = stream.last_edit + interval - time.monotonic()
-        if reply.partial and wait > 0:
-            return str(stream.message_ids[0])
-        if wait > 0:
-            await asyncio.sleep(wait)
-        chunks = self._chunks(reply) or [Chunk(_STREAM_PLACEHOLDER, _STREAM_PLACEHOLDER)]
-        markup = self._callbacks.keyboard(reply.buttons) if reply.buttons and not reply.partial else None
-        for i, chunk in enumerate(chunks):
-            last = i == len(chunks) - 1
-            if i < len(stream.message_ids):
-                if chunk.html != stream.shown[i] or (last and markup is not None):
-                    await self._edit_chunk(stream, i, chunk, markup if last else None)
-            else:
-                message = await self._send_chunk(stream.chat_id, chunk, stream.thread_id,
-                                                 markup=markup if last else None, reply_to=None)
-                stream.message_ids.append(message.message_id)
-                stream.shown.append(chunk.html)
-        stream.last_edit = time.monotonic()
-        if not reply.partial:
-            self._streams.pop(reply.edit_of, None)
-            await self._send_files(stream.chat_id, stream.thread_id, reply.files)
-        return str(stream.message_ids[0])
-
-    async def _send_files(self, chat_id: str, thread_id: int | None, files: tuple[FileOut, ...]) -> None:
-        assert self._app is not None
-        bot = self._app.bot
-        for file in files:
-            payload: Any = (
-                InputFile(base64.b64decode(file.data_b64), filename=file.name) if file.data_b64 else file.url
-            )
-            if not payload:
-                log.warning("a reply file has neither data nor url; skipped",
-                            extra={"adapter": CHANNEL, "file": file.name})
-                continue
-            if file.content_type in _PHOTO_TYPES:
-                await self._call(bot.send_photo, chat_id=chat_id, photo=payload, message_thread_id=thread_id)
-            else:
-                await self._call(bot.send_document, chat_id=chat_id, document=payload, message_thread_id=thread_id)
-
-    async def _call(self, method: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """Call the Bot API; wait out flood control and retry network failures with backoff + jitter.
-
-        AIORateLimiter already retries RetryAfter a few times; this loop is what keeps a reply from
-        being dropped when Telegram asks for longer pauses. BadRequest is final (it is a NetworkError
-        subclass in PTB, so it is re-raised first).
-        """
-        waited = 0.0
-        attempt = 0
-        while True:
-            try:
-                return await method(*args, **kwargs)
-            except RetryAfter as exc:
-                delay = _retry_after_seconds(exc)
-                waited += delay
-                if waited > _MAX_FLOOD_WAIT_S:
-                    raise
-                log.warning("Telegram flood control; waiting", extra={"adapter": CHANNEL, "retry_after_s": delay})
-                await asyncio.sleep(delay)
-            except ChatMigrated as exc:  # a group became a supergroup: same chat, new id
-                if "chat_id" not in kwargs:
-                    raise
-                log.info("the chat moved to a new id; resending there",
-                         extra={"adapter": CHANNEL, "chat_id": kwargs["chat_id"], "new_chat_id": exc.new_chat_id})
-                kwargs["chat_id"] = exc.new_chat_id
-            except BadRequest:
-                raise
-            except NetworkError as exc:
-                attempt += 1
-                if attempt >= _NETWORK_ATTEMPTS:
-                    raise
-                delay = min(2.0 ** attempt, 30.0) * random.uniform(0.5, 1.0)
-                log.warning("Telegram call failed; retrying",
-                            extra={"adapter": CHANNEL, "error": str(exc), "retry_in_s": round(delay, 2)})
-                await asyncio.sleep(delay)
-
-
-def _retry_after_seconds(exc: RetryAfter) -> float:
-    with warnings.catch_warnings():  # PTB 22 warns while moving retry_after from int to timedelta
-        warnings.simplefilter("ignore")
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _entity_error(exc: BadRequest) -> bool:
-    return "parse entities" in str(exc).lower()
-
-
-def _reply_fields(reply: Reply) -> dict[str, Any]:
-    return {name: getattr(reply, name) for name in Reply.__dataclass_fields__}
+        if self._outbox is None:
+            raise RuntimeError("the Telegram adapter is stopped")
+        return await self._outbox.send(reply)
