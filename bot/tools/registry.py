@@ -162,7 +162,8 @@ class ToolRegistry:
         except ValueError as exc:
             return _result(ToolStatus.INVALID, f"Error: invalid arguments for {name}: {exc}. Fix them and retry.",
                            t0, str(exc))
-        limit = timeout or found.timeout or self.default_timeout
+        # The tool's own limit and the caller's (a node's `tool_timeout`): the stricter one wins.
+        limit = min((t for t in (timeout, found.timeout) if t), default=self.default_timeout)
         try:
             value = await asyncio.wait_for(found.call(checked, ctx), timeout=limit)
         except TimeoutError:

@@ -36,7 +36,7 @@ class AgentOptions(NodeOptions):
     # Tool names, or `server__*` for every tool of an MCP server; omitted: every tool the bot has.
     tools: list[str] | None = None
     max_steps: int = Field(6, ge=1, le=50)  # model turns that may call tools
-    tool_timeout: float | None = Field(None, gt=0)  # per call; default: the tool's own, then tools.timeout
+    tool_timeout: float | None = Field(None, gt=0)  # per call, capped by a tool's own; default: tools.timeout
     parallel: bool = True  # run the tool calls of one turn concurrently
     reply: bool = True  # stream the final answer to the person
 

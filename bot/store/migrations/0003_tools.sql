@@ -1,8 +1,10 @@
 -- Tools: every call an agent or tool node made, and the human waits (approvals, `ask`) that park runs.
+-- run_id has no foreign key: a run's row is written together with its first step, after the
+-- node (and so its tool calls or its question) has already run.
 
 CREATE TABLE tool_calls (
     id           bigserial PRIMARY KEY,
-    run_id       uuid REFERENCES runs (id) ON DELETE CASCADE,
+    run_id       uuid,
     node_id      text NOT NULL DEFAULT '',
     call_id      text NOT NULL DEFAULT '',
     tool         text NOT NULL,
@@ -20,7 +22,7 @@ CREATE INDEX tool_calls_tool ON tool_calls (tool, created_at);
 -- meanwhile; the row says who may answer, until when, and how it ended.
 CREATE TABLE human_waits (
     id            uuid PRIMARY KEY,
-    run_id        uuid REFERENCES runs (id) ON DELETE CASCADE,
+    run_id        uuid,
     node_id       text NOT NULL,
     kind          text NOT NULL,                 -- ask | approval
     tool          text NOT NULL DEFAULT '',
