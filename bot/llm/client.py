@@ -38,6 +38,8 @@ _litellm: ModuleType | None = None
 # litellm model strings litellm has no price for (their cost is reported as 0.0).
 _UNPRICED: set[str] = set()
 _import_lock = threading.Lock()
+_prefetch_lock = threading.Lock()
+_prefetching = False
 
 
 def load_litellm() -> ModuleType:
@@ -51,12 +53,53 @@ def load_litellm() -> ModuleType:
                 import litellm
 
                 litellm.suppress_debug_info = True
-                # Not `turn_off_message_logging`: we register no litellm callbacks, and its redaction pass
-                # deep-copies every request and response (~1.5 ms a call).
-                # We register no litellm callbacks; its per-stream logging pass is pure CPU cost (~ms per call).
+                # We register no litellm callbacks, so its per-stream logging pass is pure CPU cost (~ms a call).
+                # Nor `turn_off_message_logging`: its redaction pass deep-copies every request and response.
                 litellm.disable_streaming_logging = True
+                _route_litellm_logs()
+                _warm_up(litellm)
                 _litellm = litellm
     return _litellm
+
+
+def _warm_up(litellm: ModuleType) -> None:
+    """Load now what litellm otherwise loads inside the first calls, on the event loop: the openai SDK's
+    resources (~1.5 s) and the tokenizers it counts a streamed prompt with (~0.5 s each)."""
+    import openai.resources  # noqa: F401
+
+    for model in ("gpt-4o-mini", "warm-up"):  # o200k for current OpenAI models; the default for the rest
+        with contextlib.suppress(Exception):
+            litellm.token_counter(model=model, messages=[{"role": "user", "content": "warm up"}])
+
+
+def _route_litellm_logs() -> None:
+    """litellm logs every call at INFO through its own plain-text handler, past our JSON formatter and
+    secret redaction. Send its records through ours instead, and only from WARNING up unless
+    LITELLM_LOG asks for more."""
+    level = os.environ.get("LITELLM_LOG", "WARNING").upper()
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.setLevel(getattr(logging, level, logging.WARNING))
+        logger.propagate = True
+
+
+def prefetch_litellm() -> None:
+    """Start importing litellm in a background thread (once), so the first call does not wait for it."""
+    global _prefetching
+    with _prefetch_lock:
+        if _litellm is not None or _prefetching:
+            return
+        _prefetching = True
+    threading.Thread(target=_prefetch, name="litellm-import", daemon=True).start()
+
+
+def _prefetch() -> None:
+    try:
+        load_litellm()
+    except Exception:  # the first real call imports again and reports the problem where it matters
+        log.warning("importing litellm in the background failed", exc_info=True)
 
 
 async def _litellm_module() -> ModuleType:
@@ -84,6 +127,7 @@ class LLM:
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
         max_retry_after: float = 60.0,
+        prefetch: bool = True,
     ) -> None:
         self._config = config
         # Retry n waits about backoff_base * 2**n seconds (with jitter), at most backoff_max.
@@ -92,6 +136,9 @@ class LLM:
         # A Retry-After longer than this is not waited for: we go to the fallbacks instead.
         self.max_retry_after = max_retry_after
         self._usage = UsageCounter()
+        if prefetch and (self.default_model or config.models):
+            # A model is configured, so litellm will be needed: load it while the bot starts up.
+            prefetch_litellm()
 
     # ------------------------------------------------------------------ describing
 

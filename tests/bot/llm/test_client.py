@@ -476,6 +476,16 @@ async def test_a_name_that_is_neither_alias_nor_model_string_says_what_is_expect
     assert "use an alias from llm.models or provider/model" in str(caught.value)
 
 
+async def test_litellm_logs_go_through_our_handlers_from_warning_up(fake: FakeOpenAI) -> None:
+    await make_llm(fake).complete(user("hi"))
+
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logger = logging.getLogger(name)
+        # Its own plain-text handler would bypass the JSON formatter and the secret redaction.
+        assert logger.handlers == [] and logger.propagate
+        assert logger.level == logging.WARNING
+
+
 async def test_a_missing_api_key_is_a_clear_configuration_error(
     fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
