@@ -6,7 +6,7 @@
 2. *burst*: publish N events over 100 conversations, 32 at a time (as a busy gateway does); throughput until all are
    handled and the publish -> handler latency under that load.
 Both run publisher and worker in this one process, so the difference is what the bus itself adds.
-3. *scale-out*: worker processes (1, then 2) of 4 concurrent handlers that each wait 20 ms as if on a
+3. *scale-out*: worker processes (1, then 2) of 4 concurrent handlers that each wait 100 ms as if on a
    model; shows how throughput grows with workers when the work is waiting, not CPU.
 Keys live under a throwaway prefix that is deleted afterwards. Figures, not assertions.
 """
@@ -117,7 +117,7 @@ async def _ignore(ev: Event) -> None:
 
 
 async def scale_out(redis_url: str, prefix: str, workers: int, count: int) -> float:
-    """Throughput of `workers` processes, 4 handlers each, whose handler waits 20 ms (as if on a model)."""
+    """Throughput of `workers` processes, 4 handlers each, whose handler waits 100 ms (as if on a model)."""
     client = aioredis.from_url(redis_url)
     gateway = RedisBus(redis_url, prefix=prefix, partitions=4, visibility_timeout=1.5)
     await gateway.start()
@@ -137,10 +137,7 @@ async def scale_out(redis_url: str, prefix: str, workers: int, count: int) -> fl
         began = time.perf_counter()
         for start in range(0, count, 32):  # a gateway publishes many webhooks at once
             await asyncio.gather(
-                *(
-                    gateway.publish(event(n, n % CONVERSATIONS, pause=0.02))
-                    for n in range(start, min(count, start + 32))
-                )
+                *(gateway.publish(event(n, n % CONVERSATIONS, pause=0.1)) for n in range(start, min(count, start + 32)))
             )
 
         async def all_handled() -> bool:
@@ -191,8 +188,8 @@ async def main() -> None:
         added = statistics.median(rows[1][1]) - statistics.median(rows[0][1])
         print(f"the Redis bus adds {added * 1e3:.3f} ms p50 per message over the in-process bus")
         if not args.no_processes:
-            count = 800
-            print(f"\nscale-out: {count} events, worker processes of 4 handlers that each wait 20 ms (as on a model)")
+            count = 400
+            print(f"\nscale-out: {count} events, worker processes of 4 handlers that each wait 100 ms (as on a model)")
             print(f"{'workers':<8} {'msg/s':>8} {'speed-up':>9}")
             base = None
             for workers in (1, 2):

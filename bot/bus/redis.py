@@ -274,7 +274,8 @@ class RedisBus(Bus):
         self._reply_maxlen = reply_maxlen
         self._dead_maxlen = dead_maxlen
         self._block_ms = max(1, int(block * 1000))
-        self._role = role
+        # Shown in the heartbeat (`/sb status`); set by the app from `--role`. Empty: worker if consuming, else gateway.
+        self.role = role
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._started_at = time.time()
 
@@ -722,7 +723,7 @@ class RedisBus(Bus):
         consuming = self._handler is not None and not self._closing
         return {
             "id": self.worker_id,
-            "role": self._role or ("worker" if consuming else "gateway"),
+            "role": self.role or ("worker" if consuming else "gateway"),
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "started": self._started_at,
