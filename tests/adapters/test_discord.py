@@ -21,6 +21,7 @@ from adapters.base import AdapterContext
 from adapters.discord import DiscordAdapter, RespondTo, create
 from adapters.discord.markdown import to_discord
 from adapters.registry import ADAPTERS
+from bot.app import App
 from bot.bus.memory import MemoryBus
 from bot.events import Button, ConversationRef, Event, EventKind, FileOut, Reply, ReplyKind
 from tests.adapters.harness_discord import (
@@ -33,7 +34,9 @@ from tests.adapters.harness_discord import (
     default_guild,
     start_rig,
 )
+from tests.apps import make_config
 from tests.fakes.discord import BOT_TOKEN, BOT_USER_ID, FakeDiscord, SentMessage, bot_role_id, user_payload
+from tests.fakes.openai import FakeOpenAI, Text
 
 MENTION = f"<@{BOT_USER_ID}>"
 INTENT_GUILD_MESSAGES = 1 << 9
@@ -84,8 +87,11 @@ async def wait_for(predicate: Callable[[], object], within: float = 10.0) -> Non
         await asyncio.sleep(0.02)
 
 
-async def sent_where(fake: FakeDiscord, predicate: Callable[[SentMessage], bool]) -> SentMessage:
-    await wait_for(lambda: any(predicate(m) for m in fake.sent))
+async def sent_where(fake: FakeDiscord, predicate: Callable[[SentMessage], bool], within: float = 10.0) -> SentMessage:
+    try:
+        await wait_for(lambda: any(predicate(m) for m in fake.sent), within)
+    except AssertionError:
+        raise AssertionError(f"no such message; the fake got {fake.sent!r}") from None
     return next(m for m in fake.sent if predicate(m))
 
 
@@ -618,3 +624,56 @@ async def test_a_reply_for_an_adapter_that_gave_up_fails_with_the_reason() -> No
 )
 def test_markdown_is_rendered_in_discords_dialect(markdown: str, discord_text: str) -> None:
     assert to_discord(markdown) == discord_text
+
+
+# -- end to end: the whole app behind Discord ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def app_on_discord(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[App, FakeDiscord, FakeOpenAI]]:
+    """`switchboard run`'s App, switched onto Discord by the environment alone."""
+    importlib.import_module("litellm")  # ~5 s the first time: paid here, not inside the first answer
+    async with FakeDiscord() as fake, FakeOpenAI() as llm:
+        default_guild(fake)
+        config = make_config(database_url, tmp_path_factory.mktemp("data"), llm_base_url=llm.base_url)
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("DISCORD_BOT_TOKEN", BOT_TOKEN)
+            env.setenv("DISCORD_API_URL", fake.api_url)
+            env.setenv("DISCORD_GUILDS", GUILD)
+            application = App(config)
+            await application.start()
+            try:
+                yield application, fake, llm
+            finally:
+                await application.stop()
+
+
+@pytest.mark.slow
+async def test_the_app_answers_a_mention_through_its_default_flow(
+    app_on_discord: tuple[App, FakeDiscord, FakeOpenAI],
+) -> None:
+    application, fake, llm = app_on_discord
+    (status,) = [s for s in application.statuses if s.name == "discord"]
+    assert status.live, status.detail
+    await fake.wait_connected()
+    llm.script(Text("Four, says the **model**."))
+    question = fake.message(QUIET, user_payload("1700000000000000001", "ann"), f"{MENTION} what is 2+2?")
+    question["mentions"] = [fake.bot]
+    await fake.dispatch("MESSAGE_CREATE", question)
+    answer = await sent_where(fake, lambda m: m.content == "Four, says the **model**.", within=30)
+    assert answer.channel_id == QUIET
+    assert answer.message_reference is not None and str(answer.message_reference["message_id"]) == question["id"]
+    assert llm.requests[-1]["messages"][-1]["content"] == "what is 2+2?"
+
+
+@pytest.mark.slow
+async def test_the_app_answers_the_slash_command_in_place(app_on_discord: tuple[App, FakeDiscord, FakeOpenAI]) -> None:
+    _application, fake, _llm = app_on_discord
+    await fake.wait_connected()
+    await fake.dispatch(
+        "INTERACTION_CREATE", fake.slash_command(CHANNEL, user_payload("1700000000000000001", "ann"), "help")
+    )
+    answer = await sent_where(fake, lambda m: m.via == "interaction", within=30)
+    assert answer.content and answer.content != "…"
