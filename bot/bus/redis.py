@@ -195,6 +195,7 @@ class _Lease:
     lanes: dict[str, deque[_Item]] = field(default_factory=dict)
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     helper: asyncio.Task[None] | None = None  # the recovery or release task
+    fence_timer: asyncio.TimerHandle | None = None  # fires at `deadline` unless the lease is renewed
 
 
 _URL_OPTIONS = ("prefix", "partitions", "visibility_timeout")
@@ -425,6 +426,8 @@ class RedisBus(Bus):
         for lease in self._leases.values():
             tasks.extend(lease.tasks.values())
             tasks.append(lease.helper)
+            if lease.fence_timer is not None:
+                lease.fence_timer.cancel()
         for task in tasks:
             await _cancel(task)
         self._leases.clear()
@@ -578,6 +581,8 @@ class RedisBus(Bus):
     async def _process(self, lease: _Lease, item: _Item) -> bool:
         """Handle one entry; False when the partition was lost and the entry is left to its next owner."""
         if item.deliveries > self._max_deliveries:
+            if not self._owns(lease):
+                return False
             error = f"handed out {item.deliveries} times without finishing (workers died or stopped mid-run)"
             await self._dead_letter(item.partition, item.entry_id, item.event.id, item.payload, error, item.deliveries)
             return True
@@ -639,8 +644,7 @@ class RedisBus(Bus):
             "at": time.time(),
         }
 
-        def move(pipe: Any) -> None:
-            pipe.multi()
+        def move(pipe: Any) -> None:  # one MULTI/EXEC: never in both streams, never in neither
             pipe.xadd(self._dead, fields, maxlen=self._dead_maxlen, approximate=True)
             pipe.xack(stream, WORKER_GROUP, entry_id)
             pipe.xdel(stream, entry_id)
@@ -713,7 +717,7 @@ class RedisBus(Bus):
         for lease, index in renewals:
             renewed = results[index]
             if renewed == 1 and self._leases.get(lease.partition) is lease:
-                lease.deadline = sent + self._vt - self._interval / 2
+                self._extend(lease, sent)
             elif renewed == 0:
                 self._fence(lease, "another worker holds its lease")
         if self._handler is not None and not self._closing:
@@ -754,7 +758,8 @@ class RedisBus(Bus):
                 continue
             sent = time.monotonic()
             if await self._r.set(self._lease_key(p), self.worker_id, nx=True, px=self._vt_ms):
-                lease = self._leases[p] = _Lease(p, deadline=sent + self._vt - self._interval / 2)
+                lease = self._leases[p] = _Lease(p, deadline=0.0)
+                self._extend(lease, sent)
                 lease.helper = asyncio.create_task(self._recover(lease), name=f"bus:recover:{p}")
                 wanted -= 1
                 log.info("took partition", extra={"partition": p, "worker": self.worker_id})
@@ -831,6 +836,8 @@ class RedisBus(Bus):
         ids = list(lease.held)
         if self._leases.get(lease.partition) is lease:
             del self._leases[lease.partition]
+        if lease.fence_timer is not None:
+            lease.fence_timer.cancel()
         try:
             if ids:
                 await self._r.xclaim(
@@ -850,6 +857,19 @@ class RedisBus(Bus):
             )
         log.info("released partition", extra={"partition": lease.partition, "parked": len(ids)})
 
+    def _extend(self, lease: _Lease, sent: float) -> None:
+        """The lease was set or renewed by a command sent at `sent`: Redis keeps it until at least sent + vt.
+
+        We stop acting a little before that (a timer, not the next heartbeat), so a successor never overlaps.
+        """
+        lease.deadline = sent + self._vt - self._interval / 2
+        if lease.fence_timer is not None:
+            lease.fence_timer.cancel()
+        delay = max(0.0, lease.deadline - time.monotonic())
+        lease.fence_timer = asyncio.get_running_loop().call_later(
+            delay, self._fence, lease, "its lease could not be renewed in time"
+        )
+
     def _fence_expired(self) -> None:
         now = time.monotonic()
         for lease in list(self._leases.values()):
@@ -861,6 +881,8 @@ class RedisBus(Bus):
         if self._leases.get(lease.partition) is not lease:
             return
         del self._leases[lease.partition]
+        if lease.fence_timer is not None:
+            lease.fence_timer.cancel()
         for task in [*lease.tasks.values(), lease.helper]:
             if task is not None:
                 task.cancel()
