@@ -389,6 +389,20 @@ async def test_a_streamed_answer_gets_its_buttons_when_it_is_complete(rig: Disco
     assert len(rig.fake.sent) == 1
 
 
+async def test_a_rate_limited_final_edit_is_waited_out_and_shown(rig: DiscordRig, inbox: Inbox) -> None:
+    await rig.fake.dispatch("MESSAGE_CREATE", rig.fake.message(CHANNEL, rig.user("ann"), "go"))
+    event = await inbox.next()
+    first = Reply(conversation=event.conversation, text="thinking", partial=True)
+    await rig.bus.send(first)
+    await sent_where(rig.fake, lambda m: m.content == "thinking")
+    rig.fake.fail_next("PATCH", f"/channels/{CHANNEL}/messages/", status=429, retry_after=0.4)
+    started = time.monotonic()
+    await rig.bus.send(Reply(conversation=event.conversation, text="the answer", edit_of=first.id))
+    await sent_where(rig.fake, lambda m: m.content == "the answer")
+    assert time.monotonic() - started >= 0.35
+    assert len(rig.fake.sent) == 1
+
+
 async def test_an_edit_of_a_message_no_longer_remembered_is_sent_anew(rig: DiscordRig, inbox: Inbox) -> None:
     await rig.fake.dispatch("MESSAGE_CREATE", rig.fake.message(CHANNEL, rig.user("ann"), "after a restart"))
     event = await inbox.next()
