@@ -201,6 +201,32 @@ async def test_a_worker_process_killed_with_sigkill_loses_nothing_and_doubles_no
         await client.aclose()
 
 
+async def test_a_worker_that_loses_its_lease_stops_the_handler_and_leaves_the_event(
+    redis_url: str, new_bus: NewBus
+) -> None:
+    bus = await new_bus(partitions=1)
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def long_run(event: Event) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    bus.consume(long_run)
+    await bus.publish(make_event("room", 0))
+    await asyncio.wait_for(started.wait(), 5)
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    await client.set(f"{bus.prefix}lease:0", "another-worker", px=60_000)  # e.g. it stalled and lost it
+    await asyncio.wait_for(cancelled.wait(), 5)
+    pending = await client.xpending(f"{bus.prefix}in:{{0}}", "workers")
+    await client.aclose()
+    assert pending["pending"] == 1, "not acked: the partition's next owner runs it"
+    assert bus.owned_partitions() == {}
+
+
 async def test_an_event_whose_workers_keep_dying_is_dead_lettered(new_bus: NewBus) -> None:
     doomed = await new_bus(max_deliveries=1)
     started = asyncio.Event()
