@@ -3,7 +3,7 @@
 The node sends the question (choices as buttons; channels without buttons show a numbered list)
 and parks the run. The person's next message or button press in the conversation resumes it:
 a press carries the button's value, a typed answer may be the number, the label or the value.
-An answer that matches no choice gets the question again. With `timeout`, the run resumes on its
+An answer that matches no choice gets the question again. With `answer_timeout`, the run resumes on its
 own when time is up and goes to `timeout_next` (or carries on with `timeout_answer`).
 
 Outputs: `answer` (the text or the chosen value), `label`, `timed_out`; `{{ human_input.text }}`
@@ -32,7 +32,9 @@ class Choice(BaseModel):
 class AskOptions(NodeOptions):
     question: str
     choices: list[Choice] = Field(default_factory=list)
-    timeout: float | None = Field(None, gt=0)  # seconds; then `timeout_next` / `timeout_answer`
+    # Seconds to wait for the answer; then `timeout_next` / `timeout_answer`. (`timeout` is the engine's
+    # limit on running the node itself, which for `ask` is only the sending of the question.)
+    answer_timeout: float | None = Field(None, gt=0)
     timeout_next: str | None = None
     timeout_answer: str = ""
     retry_text: str = "Please pick one of the options."
@@ -57,7 +59,7 @@ class AskNode(Node[AskOptions]):
             question = ctx.render(self.options.question).strip()
             wait = await waits.open(run_id=ctx.run_id, node_id=self.id, kind=WaitKind.ASK,
                                     conversation=ctx.event.conversation, requester=ctx.event.sender,
-                                    arguments={"question": question}, expires_in=self.options.timeout)
+                                    arguments={"question": question}, expires_in=self.options.answer_timeout)
             await ctx.send(question, buttons=self.options.buttons())
             return self._park(wait.id, question)
 
