@@ -3,9 +3,9 @@
 discord.py runs its real code path: `login()` then `connect()` (never `run()`, which owns the loop
 and signals), heartbeats on its own keep-alive thread, RESUME and reconnect with jittered backoff,
 and 429 handling (it sleeps `retry_after` and retries). Around that we add what a chat-ops bot
-needs: a retry for rate limits discord.py gives up on, idempotent sends (a `nonce`, which
-Discord enforces, so a retried POST never posts twice), streamed replies edited at most about
-once a second, slash-command answers through the interaction, and buttons that survive restarts.
+needs: retries for what discord.py gives up on (`retry.py`), idempotent sends (a `nonce`, which
+Discord enforces), streamed replies edited at most about once a second, slash-command answers
+through the interaction, and buttons that survive restarts (`components.py`).
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ from adapters.discord.inbound import (
 )
 from adapters.discord.markdown import to_discord
 from adapters.discord.options import DiscordOptions
+from adapters.discord.retry import with_retries
 from bot.events import Event, FileOut, Reply, ReplyKind
 
 log = logging.getLogger("switchboard.adapters.discord")
 
 MAX_CHARS = 2000
 _MAX_FILES = 10  # attachments per message
-_SEND_ATTEMPTS = 6
 _REMEMBERED = 2000  # Reply.id -> sent messages, for streaming edits
 _LOGIN_WAIT = 300.0  # seconds a reply waits for a (re)login before it is given up
 _INTERACTION_TTL = 14 * 60  # interaction tokens live 15 minutes
@@ -438,9 +438,9 @@ class DiscordAdapter(Adapter):
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             batch = files[:_MAX_FILES] if last else []
-            messages.append(await self._retrying(post, chunk, index, view if last else None, batch))
+            messages.append(await with_retries(post, chunk, index, view if last else None, batch))
         for start in range(_MAX_FILES, len(files), _MAX_FILES):
-            await self._retrying(post, "", len(chunks) + start, None, files[start : start + _MAX_FILES])
+            await with_retries(post, "", len(chunks) + start, None, files[start : start + _MAX_FILES])
         self._remember(reply.id, _Sent(messages, chunks, post, has_view=view is not None))
         return str(messages[0].id)
 
@@ -547,7 +547,7 @@ class DiscordAdapter(Adapter):
         if reply.files:
             files = [f for f in reply.files if f.data_b64]
             for start in range(0, len(files), _MAX_FILES):
-                await self._retrying(sent.post, "", len(sent.messages) + start, None, files[start : start + _MAX_FILES])
+                await with_retries(sent.post, "", len(sent.messages) + start, None, files[start : start + _MAX_FILES])
         return first_id
 
     async def _flush_later(self, sent: _Sent) -> None:
@@ -570,7 +570,7 @@ class DiscordAdapter(Adapter):
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             if index >= len(sent.messages):
-                sent.messages.append(await self._retrying(sent.post, chunk, index, view if last else None, []))
+                sent.messages.append(await with_retries(sent.post, chunk, index, view if last else None, []))
                 sent.shown.append(chunk)
                 continue
             changes: dict[str, Any] = {}
@@ -582,7 +582,7 @@ class DiscordAdapter(Adapter):
                 changes["view"] = None  # the buttons moved on or went away
             if changes:
                 message = sent.messages[index]
-                await self._retrying(lambda m=message, c=changes: m.edit(**c))
+                await with_retries(lambda m=message, c=changes: m.edit(**c))
                 sent.shown[index] = chunk
         for message in sent.messages[len(chunks) :]:
             with contextlib.suppress(discord.HTTPException):
@@ -605,49 +605,6 @@ class DiscordAdapter(Adapter):
             _, old = self._sent.popitem(last=False)
             if old.flusher is not None:
                 old.flusher.cancel()
-
-    async def _retrying(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """Run one platform call, waiting out rate limits discord.py hands back to us.
-
-        discord.py already sleeps `retry_after` on an ordinary 429 and retries 5xx; what reaches us
-        is a 429 it would not retry (no `Via` header: a proxy or a Cloudflare limit), a
-        `RateLimited` past its timeout, or a server/network failure after its own retries.
-        """
-        for attempt in range(1, _SEND_ATTEMPTS + 1):
-            try:
-                return await call(*args)
-            except discord.RateLimited as exc:
-                delay = exc.retry_after
-            except discord.HTTPException as exc:
-                if exc.status != 429 and exc.status < 500:
-                    raise
-                delay = _retry_after(exc) if exc.status == 429 else min(2.0**attempt, 30.0)
-            except (aiohttp.ClientError, OSError) as exc:
-                delay = min(2.0**attempt, 30.0)
-                # The class name only: aiohttp's message can carry the URL, and interaction URLs hold a token.
-                log.warning("discord request failed; retrying", extra={"error": type(exc).__name__, "attempt": attempt})
-            if attempt == _SEND_ATTEMPTS:
-                break
-            log.warning("discord rate limit; waiting before retrying", extra={"delay": delay, "attempt": attempt})
-            await asyncio.sleep(delay)
-        raise RuntimeError(f"discord send still failing after {_SEND_ATTEMPTS} attempts")
-
-
-def _retry_after(exc: discord.HTTPException) -> float:
-    """The advertised delay: Discord's JSON body `retry_after`, else the Retry-After header."""
-    text = getattr(exc, "text", "")
-    response = getattr(exc, "response", None)
-    header = response.headers.get("Retry-After") if response is not None else None
-    for candidate in (_body_retry_after(text), header):
-        with contextlib.suppress(TypeError, ValueError):
-            if candidate is not None:
-                return max(0.0, float(candidate))
-    return 1.0
-
-
-def _body_retry_after(text: str) -> float | None:
-    match = re.search(r'"retry_after"\s*:\s*([0-9.]+)', text or "")
-    return float(match.group(1)) if match else None
 
 
 def _to_file(out: FileOut) -> discord.File:
