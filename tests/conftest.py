@@ -10,10 +10,13 @@ import itertools
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -91,16 +94,40 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The machine's Redis on loopback. Without one, skip — except under CI=true, where it fails."""
+def redis_url() -> Iterator[str]:
+    """Redis for the tests: TEST_REDIS_URL, else the machine's on 127.0.0.1:6379 (db 15), else a throwaway
+    `redis-server` (no persistence) if one is installed. Without any, skip — except under CI=true, where it fails.
+    """
     url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    host, port = "127.0.0.1", 6379
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    if _listening(host, port):
+        yield url
+        return
+    server = shutil.which("redis-server")
+    if server and "TEST_REDIS_URL" not in os.environ:
+        port = free_port()
+        args = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                if _listening("127.0.0.1", port):
+                    break
+                time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/15"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        return
+    message = f"no Redis reachable at {host}:{port} and no redis-server to start (install it, or set TEST_REDIS_URL)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _listening(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):
-            pass
+            return True
     except OSError:
-        message = f"no Redis reachable at {host}:{port} (start redis-server, or set TEST_REDIS_URL)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return url
+        return False
