@@ -205,6 +205,8 @@ class LLM:
         attempt, and for a streamed answer the wait for the first piece and every gap after it.
         """
         targets = chain(self._config, model)
+        if not messages:
+            raise LLMError(f"{targets[0].model}: nothing to send (no messages)", model=targets[0].model)
         started = time.perf_counter()
         litellm = await _litellm_module()
         request: dict[str, Any] = {"messages": messages}

@@ -57,6 +57,8 @@ class Text:
     finish_reason: str = "stop"
     # When streaming: drop the connection after this many text pieces (a provider dying mid-answer).
     break_after: int | None = None
+    # When streaming: seconds between pieces (None: the server's `stream_chunk_delay`).
+    chunk_delay: float | None = None
 
 
 @dataclass(frozen=True)
@@ -408,6 +410,7 @@ class _Completion:
     finish_reason: str
     usage: dict[str, int]
     break_after: int | None = None
+    chunk_delay: float | None = None
 
     @classmethod
     def build(cls, answer: Text | ToolCalls, *, model: str, prompt_tokens: int) -> _Completion:
@@ -422,6 +425,7 @@ class _Completion:
             finish = answer.finish_reason
         text = answer.text
         break_after = answer.break_after if isinstance(answer, Text) else None
+        chunk_delay = answer.chunk_delay if isinstance(answer, Text) else None
         completion_tokens = _count_tokens(text) + sum(
             _count_tokens(c["function"]["name"] + " " + c["function"]["arguments"]) for c in tool_calls
         )
@@ -438,6 +442,7 @@ class _Completion:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
             break_after=break_after,
+            chunk_delay=chunk_delay,
         )
 
     def message(self) -> dict[str, Any]:
@@ -468,6 +473,8 @@ class _Completion:
         return f"data: {json.dumps(chunk)}\n\n"
 
     async def sse(self, include_usage: bool, chunk_delay: float) -> AsyncIterator[str]:
+        if self.chunk_delay is not None:
+            chunk_delay = self.chunk_delay
         yield self._chunk({"role": "assistant", "content": "", "refusal": None}, None, include_usage)
         for sent, piece in enumerate(_split_words(self.text)):
             if sent == self.break_after:

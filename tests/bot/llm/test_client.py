@@ -70,15 +70,19 @@ async def test_plain_completion_goes_through_litellm_to_the_configured_endpoint(
 
 async def test_streamed_text_arrives_piece_by_piece_in_order_and_reassembles(fake: FakeOpenAI) -> None:
     llm = make_llm(fake)
-    fake.script(Text("one two three four five"))
+    fake.script(Text("one two three four five", chunk_delay=0.05))
     pieces: list[str] = []
+    arrivals: list[float] = []
 
     async def on_delta(piece: str) -> None:
         pieces.append(piece)
+        arrivals.append(time.monotonic())
 
     answer = await llm.complete(user("count"), on_delta=on_delta)
 
     assert pieces == ["one ", "two ", "three ", "four ", "five"]
+    # The server waits 50 ms between pieces: handed over as they arrive, they cannot all come at once.
+    assert arrivals[-1] - arrivals[0] >= 0.15
     assert answer.text == "one two three four five"
     assert fake.requests[-1]["stream"] is True
     # The final usage chunk was asked for and counted.
@@ -484,6 +488,12 @@ async def test_litellm_logs_go_through_our_handlers_from_warning_up(fake: FakeOp
         # Its own plain-text handler would bypass the JSON formatter and the secret redaction.
         assert logger.handlers == [] and logger.propagate
         assert logger.level == logging.WARNING
+
+
+async def test_an_empty_conversation_is_refused_before_calling_anyone(fake: FakeOpenAI) -> None:
+    with pytest.raises(LLMError, match="no messages"):
+        await make_llm(fake).complete([])
+    assert fake.requests == []
 
 
 async def test_a_missing_api_key_is_a_clear_configuration_error(
