@@ -74,6 +74,14 @@ class Adapter(abc.ABC):
     async def stop(self) -> None:
         """Disconnect. Must be safe to call twice."""
 
+    async def stop_intake(self) -> None:
+        """Stop taking new events from the platform but keep sending replies.
+
+        A graceful stop calls this first, lets the bus finish the runs in flight (whose replies
+        still go out through `send`), and only then calls `stop`. Adapters that pull events
+        (polling, IMAP) override it so nothing is fetched that can no longer be handled.
+        """
+
     async def deliver_forever(self, bus: Bus) -> None:
         """Pump replies addressed to this adapter from the bus to `send`, never dying on one."""
         async for reply in bus.replies(self.name):

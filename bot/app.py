@@ -84,6 +84,9 @@ class App:
                                  commands=commands)
         await self._attach_features(self.services)
         self.runtime = FlowRuntime(self.services, registry, commands)
+        self.services.catalog.update(adapters=self.statuses, started_at=self.started_at)  # for `/sb status`
+        if self.services.scheduler is not None:  # jobs for the flows' `schedule:` triggers
+            await self.services.scheduler.sync_flows(registry.active())
         if self.role in (Role.ALL, Role.WORKER):
             self.bus.consume(self.runtime.handle)
 
@@ -106,7 +109,7 @@ class App:
     async def _attach_features(self, services: Services) -> None:
         """Optional features (memory, knowledge, tools, scheduler) wire themselves in here."""
         for module_name in ("bot.memory.service", "bot.knowledge.service", "bot.tools.service",
-                            "bot.scheduler.service"):
+                            "bot.admin.service", "bot.scheduler.service"):
             module = _optional_module(module_name)
             attach = getattr(module, "attach", None)
             if attach is not None:
@@ -148,17 +151,23 @@ class App:
         return {"ok": True, "embedded": self.store.embedded}
 
     async def stop(self) -> None:
+        """Stop taking events, finish (or park) the runs in flight, send their replies, disconnect."""
+        for adapter in self.live_adapters:
+            with contextlib.suppress(Exception):
+                await adapter.stop_intake()
         if self.server is not None:
             await self.server.stop()
         if self.bus is not None:
             await self.bus.stop(drain_timeout=self.config.bus.drain_timeout)
+        if self._tasks:  # the bus has ended the reply streams: let the pumps send what is queued
+            _, pending = await asyncio.wait(self._tasks, timeout=5)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
         for adapter in self.live_adapters:
             with contextlib.suppress(Exception):
                 await adapter.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
         if self.services is not None:
             for extra in (self.services.memory, self.services.knowledge, self.services.tools, self.services.scheduler):
                 closer = getattr(extra, "aclose", None)

@@ -206,6 +206,15 @@ class TelegramAdapter(Adapter):
                 finally:
                     ready.cancel()
 
+    async def stop_intake(self) -> None:
+        """Stop polling first, so no update is confirmed to Telegram that the bus can no longer take."""
+        app = self._app
+        if app is not None and app.updater is not None and app.updater.running:
+            try:
+                await app.updater.stop()
+            except TelegramError as exc:
+                log.warning("Telegram polling did not stop cleanly", extra={"adapter": CHANNEL, "error": str(exc)})
+
     async def stop(self) -> None:
         self._stopping = True
         self.ready.clear()
