@@ -19,7 +19,7 @@ import random
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +144,7 @@ class DiscordAdapter(Adapter):
         self._interactions: OrderedDict[str, _PendingInteraction] = OrderedDict()
         self._values = ButtonValues()
         self._publish_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
         self._globals: dict[str, Any] = {}
 
     def describe(self) -> str:
@@ -192,6 +193,8 @@ class DiscordAdapter(Adapter):
         for sent in self._sent.values():
             if sent.flusher is not None:
                 sent.flusher.cancel()
+        for task in list(self._background):
+            task.cancel()
         if self._client is not None and not self._client.is_closed():
             with contextlib.suppress(Exception):
                 await self._client.close()
@@ -260,7 +263,7 @@ class DiscordAdapter(Adapter):
                     self._logged_in.set()
                     if self.options.sync_commands and not synced:
                         synced = True
-                        asyncio.get_running_loop().create_task(self._sync_commands(), name="discord-sync-commands")
+                        self._spawn(self._sync_commands(), "discord-sync-commands")
                 await client.connect(reconnect=True)
                 if self._stopping:
                     return
@@ -297,6 +300,11 @@ class DiscordAdapter(Adapter):
                 return
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 60.0)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _give_up(self, reason: str) -> None:
         self.failure = reason
@@ -380,7 +388,16 @@ class DiscordAdapter(Adapter):
         me = self._client.user if self._client else None
         if me is None or not admits(message, self.options, me.id, self._prefix):
             return
-        await self._publish(message_event(message, me.id, self._prefix))
+        event = message_event(message, me.id, self._prefix)
+        if await self._publish(event) and event.mentioned:
+            # "Switchboard is typing…" until the answer arrives (Discord shows it for up to 10 s).
+            self._spawn(self._typing(message.channel), "discord-typing")
+
+    async def _typing(self, channel: Any) -> None:
+        try:
+            await channel.typing()
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            log.debug("typing indicator not shown", extra={"error": type(exc).__name__})
 
     async def _on_reaction(self, payload: discord.RawReactionActionEvent) -> None:
         client = self._client

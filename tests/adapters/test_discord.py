@@ -146,6 +146,8 @@ async def test_a_mention_becomes_an_event_and_the_answer_replies_to_it(rig: Disc
     assert (event.sender.id, event.sender.name, event.sender.is_bot) == (ann["id"], "Ann", False)
     assert event.raw["content"] == f"{MENTION} deploy **now**"
 
+    await wait_for(lambda: rig.fake.typing == [QUIET])  # "switchboard is typing…" while the flow runs
+
     await rig.bus.send(Reply(conversation=event.conversation, text="Deployed __prod__.", in_reply_to=event.id))
     sent = await sent_where(rig.fake, lambda m: "Deployed" in m.content)
     assert sent.channel_id == QUIET
@@ -170,6 +172,7 @@ async def test_chatter_in_a_channel_the_bot_only_watches_for_mentions_is_not_tak
     event = await inbox.next()
     assert event.kind is EventKind.COMMAND and event.command is not None and event.command.name == "status"
     assert not event.mentioned
+    assert rig.fake.typing == []  # only a message addressed to the bot gets "typing…"
 
 
 async def test_a_reply_to_the_bot_counts_as_addressing_it(rig: DiscordRig, inbox: Inbox) -> None:

@@ -184,6 +184,7 @@ class FakeDiscord:
         self._interaction_originals: dict[str, SentMessage] = {}  # token -> original response
         self._tokens: dict[str, str] = {}  # interaction token -> channel id
         self._nonces: dict[tuple[str, str], SentMessage] = {}
+        self.typing: list[str] = []  # channel ids the bot showed "typing…" in
         self.deleted: list[str] = []  # ids of messages the bot deleted ("@original" for a response)
         self._seq = 0
         self._session_id = "fake-session"
@@ -354,6 +355,7 @@ class FakeDiscord:
         self.requests.clear()
         self.interaction_callbacks.clear()
         self.deleted.clear()
+        self.typing.clear()
         self._failures.clear()
 
     # -- REST ---------------------------------------------------------------------------------
@@ -427,6 +429,9 @@ class FakeDiscord:
             guild_id = parts[3] if len(parts) == 5 else ""
             self.command_syncs.append({"guild_id": guild_id, "commands": body})
             return _json([self._command(c, guild_id) for c in body])
+        if method == "POST" and parts[0] == "channels" and len(parts) == 3 and parts[2] == "typing":
+            self.typing.append(parts[1])
+            return web.Response(status=204)
         if parts[0] == "channels" and len(parts) >= 3 and parts[2] == "messages":
             return self._channel_messages(method, parts, body)
         if method == "POST" and parts[0] == "interactions":
