@@ -105,7 +105,8 @@ def function_tool(
             context_param = param.name
             continue
         default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[param.name] = (annotation, Field(default, description=arg_docs.get(param.name) or None))
+        described = arg_docs.get(param.name)
+        fields[param.name] = (annotation, Field(default, description=described) if described else Field(default))
     model = create_model(f"{tool_name}_args", __base__=_Args, **fields)
     schema = _strip_titles(model.model_json_schema())
     schema.setdefault("properties", {})
