@@ -19,7 +19,7 @@ async def knowledge_search(ctx: ToolContext, query: str, collection: str = "defa
     """
     knowledge = getattr(ctx.services, "knowledge", None)
     if knowledge is None:
-        raise ToolError("no knowledge base is configured on this bot; answer without it")
+        raise ToolError("the knowledge base is not configured on this bot; answer without it")
     try:
         hits = await knowledge.search(query, collection=collection, top_k=max(1, min(top_k, 10)))
     except LookupError as exc:
