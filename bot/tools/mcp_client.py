@@ -27,6 +27,9 @@ from bot.tools.settings import MCPServerSettings
 log = logging.getLogger("switchboard.tools.mcp")
 
 PING_INTERVAL = 5.0
+# JSON-RPC error codes the SDK reports when the session is gone (a restarted HTTP server answers 404
+# for the old session id; a closed stdio pipe gives CONNECTION_CLOSED): reconnect, then retry once.
+_LOST_SESSION = frozenset({32600, -32000})
 MAX_BACKOFF = 30.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -178,8 +181,13 @@ class MCPConnection:
             try:
                 result = await session.call_tool(remote, arguments,
                                                  read_timeout_seconds=timedelta(seconds=self.settings.timeout))
-            except McpError as exc:  # the server answered with an error: do not repeat the call
-                raise ToolError(f"{self.name}: {exc}") from None
+            except McpError as exc:
+                if exc.error.code not in _LOST_SESSION or attempt == 2:
+                    # The server answered with an error: the call must not be repeated.
+                    raise ToolError(f"{self.name}: {exc}") from None
+                self.last_error = str(exc)
+                self._mark_broken()  # the server restarted and forgot our session
+                continue
             except Exception as exc:
                 self.last_error = _describe(exc)
                 self._mark_broken()  # reconnect, then try once more on the fresh session
