@@ -36,7 +36,7 @@ class HttpServer:
         return f"http://127.0.0.1:{self.port}/mcp"
 
     async def start(self) -> None:
-        self.process = subprocess.Popen([*SERVER, "http", "--port", str(self.port)], cwd=REPO,
+        self.process = subprocess.Popen([*SERVER, "http", "--port", str(self.port)], cwd=REPO,  # noqa: ASYNC220
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(600):
             with socket.socket() as sock:
