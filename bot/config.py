@@ -140,6 +140,10 @@ class Config(_Section):
     adapters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Tools, MCP servers and approvals; bot/tools/settings.py validates this section.
     tools: dict[str, Any] = Field(default_factory=dict)
+    # Rate limits per person and per channel; bot/admin/limits.py validates this section.
+    limits: dict[str, Any] = Field(default_factory=dict)
+    # Job timing (misfire grace, leader re-try); bot/scheduler/settings.py validates this section.
+    scheduler: dict[str, Any] = Field(default_factory=dict)
 
     # Where the file was read from; relative paths in it resolve against its folder.
     source: str = Field("", exclude=True)

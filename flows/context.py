@@ -34,6 +34,8 @@ class Services:
     embedder: Any = None  # bot.embeddings.Embedder
     tools: Any = None  # bot.tools registry
     scheduler: Any = None
+    audit: Any = None  # bot.admin.audit.AuditLog (who ran which admin command, with what outcome)
+    limits: Any = None  # bot.admin.limits.RateLimits (messages per minute, model spend per day)
     # Read-only description of the loaded flows and commands, for help texts.
     catalog: dict[str, Any] = field(default_factory=dict)
 

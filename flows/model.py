@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +25,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Schedule(_Strict):
+    """A timer trigger: exactly one of `cron` (crontab, 5 fields), `every` ("90s", "15m", "2h", "1d") or `at`
+    (an ISO date-time, one-off). Replies go to the conversation named by channel/room (space, thread optional)."""
+
+    cron: str | None = None
+    every: str | None = None
+    at: datetime | None = None
+    timezone: str = "UTC"
+    channel: str
+    room: str
+    space: str = ""
+    thread: str = ""
+
+    @model_validator(mode="after")
+    def _one_timer(self) -> Schedule:
+        given = [k for k in ("cron", "every", "at") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a schedule takes exactly one of `cron`, `every` or `at`")
+        from bot.scheduler.timing import TimingError, parse_every, trigger_for
+
+        try:
+            if self.every is not None:
+                parse_every(self.every)
+            trigger_for(cron=self.cron, every=self.every, at=self.at, timezone=self.timezone)
+        except TimingError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
 class Trigger(_Strict):
     """When a flow starts. Fields given together must all match; a flow's triggers are alternatives."""
 
@@ -35,6 +65,7 @@ class Trigger(_Strict):
     channels: list[str] | None = None  # only on these adapters (slack, discord, telegram, email, web, console)
     kinds: list[str] | None = None  # event kinds (message, command, action, reaction, ...); default message/command
     priority: int = 0  # higher wins among matching flows of the same trigger type
+    schedule: Schedule | None = None  # run on a timer (cron, interval or one-off); see docs/admin.md
 
     @field_validator("regex")
     @classmethod
@@ -49,8 +80,11 @@ class Trigger(_Strict):
     @model_validator(mode="after")
     def _says_something(self) -> Trigger:
         if not (self.default or self.command or self.regex or self.keywords or self.mention or self.channels
-                or self.kinds):
-            raise ValueError("a trigger needs at least one of default, command, regex, keywords, mention, channels")
+                or self.kinds or self.schedule):
+            raise ValueError("a trigger needs at least one of default, command, regex, keywords, mention, channels,"
+                             " schedule")
+        if self.schedule is not None and self.kinds is None:
+            self.kinds = ["schedule"]  # a timer trigger never claims chat messages
         return self
 
 

@@ -74,6 +74,9 @@ class FlowRuntime:
             if person.role is Role.BLOCKED:
                 log.info("ignored event from a blocked person", extra={"event_id": event.id, "person": person.id})
                 return
+            if self.services.limits is not None and (refusal := await self.services.limits.check(event, person)):
+                await self._say(event, refusal)
+                return
             if triage.previous is not None:
                 outcome = await self._redelivered(event, person, triage.previous)
                 return
