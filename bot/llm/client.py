@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -203,11 +204,12 @@ class LLM:
         arrives; once a piece has been delivered a failure is no longer retried (the person would see
         the text twice). `timeout` (seconds) overrides the alias's and `llm.timeout`; it bounds each
         attempt, and for a streamed answer the wait for the first piece and every gap after it.
+        `metadata` (run id, node...) is added to the call's log line; it is not sent to the provider.
         """
         targets = chain(self._config, model)
         if not messages:
             raise LLMError(f"{targets[0].model}: nothing to send (no messages)", model=targets[0].model)
-        started = time.perf_counter()
+        call = _Call(requested=targets[0].name, stream=on_delta is not None, metadata=metadata)
         litellm = await _litellm_module()
         request: dict[str, Any] = {"messages": messages}
         for key, value in (
@@ -219,82 +221,100 @@ class LLM:
         ):
             if value is not None:
                 request[key] = value
-        attempts = 0
-        tried: list[LLMError] = []
         for position, target in enumerate(targets):
-            call_timeout = timeout if timeout is not None else target.timeout
-            model_attempts = 0
-            for retry in range(target.max_retries + 1):
-                attempts += 1
-                model_attempts += 1
-                delivered = [False]
-                try:
-                    completion = await self._attempt(litellm, target, request, call_timeout, on_delta, delivered)
-                except _ConsumerFailed as exc:
-                    self._usage.record(target.model, ok=False, attempts=model_attempts)
-                    raise exc.original from None
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    error = from_exception(exc, model=target.model, api_key=target.api_key, endpoint=target.endpoint())
-                    if isinstance(error, LLMTimeout):
-                        error = LLMTimeout(
-                            f"{target.model}: the model did not answer within {call_timeout:g} s",
-                            model=target.model,
-                            retryable=True,
-                            status=error.status,
-                        )
-                else:
-                    completion.latency_ms = (time.perf_counter() - started) * 1000
-                    completion.attempts = attempts
-                    completion.requested = targets[0].name
-                    completion.fallbacks_used = position
-                    self._usage.record(
-                        target.model,
-                        ok=True,
-                        attempts=model_attempts,
-                        tokens_in=completion.usage.tokens_in,
-                        tokens_out=completion.usage.tokens_out,
-                        cost=completion.usage.cost,
-                    )
-                    self._log_success(completion, stream=on_delta is not None, metadata=metadata)
-                    return completion
-
-                if delivered[0]:
-                    error = type(error)(
-                        f"{target.model}: the answer broke off after it had started "
-                        f"({str(error).removeprefix(target.model + ': ')})",
-                        model=target.model,
-                        retryable=error.retryable,
-                        status=error.status,
-                    )
-                if not error.retryable or delivered[0]:
-                    self._usage.record(target.model, ok=False, attempts=model_attempts)
-                    raise self._final(error, tried, attempts, started, metadata)
-                tried.append(error)
-                if retry >= target.max_retries:
-                    break
-                delay = self._backoff(retry, error.retry_after)
-                if delay is None:
-                    break
-                log.warning(
-                    "llm attempt failed, retrying",
-                    extra={
-                        "model": target.model,
-                        "status": error.status,
-                        "error": str(error),
-                        "attempt": model_attempts,
-                        "retry_in_s": round(delay, 3),
-                    },
-                )
-                await asyncio.sleep(delay)
-            self._usage.record(target.model, ok=False, attempts=model_attempts)
+            completion = await self._try_model(litellm, target, request, timeout, on_delta, call)
+            if completion is not None:
+                completion.latency_ms = call.elapsed_ms()
+                completion.attempts = call.attempts
+                completion.requested = call.requested
+                completion.fallbacks_used = position
+                self._log_success(completion, call)
+                return completion
             if position + 1 < len(targets):
                 log.warning(
                     "llm model failed, falling back",
-                    extra={"model": target.model, "fallback": targets[position + 1].model, "attempts": model_attempts},
+                    extra={"model": target.model, "fallback": targets[position + 1].model},
                 )
-        raise self._final(tried[-1], tried, attempts, started, metadata)
+        raise self._final(call.errors[-1], call)
+
+    async def _try_model(
+        self,
+        litellm: ModuleType,
+        target: ResolvedModel,
+        request: dict[str, Any],
+        override: float | None,
+        on_delta: DeltaCallback | None,
+        call: _Call,
+    ) -> Completion | None:
+        """One model with its retries: its answer, None when it failed in a way a fallback may fix,
+        or an exception when nothing should be tried after it."""
+        call_timeout = override if override is not None else target.timeout
+        attempts = 0
+        for retry in range(target.max_retries + 1):
+            attempts += 1
+            call.attempts += 1
+            delivered = [False]
+            try:
+                completion = await self._attempt(litellm, target, request, call_timeout, on_delta, delivered)
+            except _ConsumerFailed as exc:
+                self._usage.record(target.model, ok=False, attempts=attempts)
+                raise exc.original from None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = self._describe_failure(exc, target, call_timeout, delivered[0])
+            else:
+                usage = completion.usage
+                self._usage.record(
+                    target.model,
+                    ok=True,
+                    attempts=attempts,
+                    tokens_in=usage.tokens_in,
+                    tokens_out=usage.tokens_out,
+                    cost=usage.cost,
+                )
+                return completion
+            if not error.retryable or delivered[0]:
+                # Permanent, or the person already saw part of an answer: stop here, no fallbacks.
+                self._usage.record(target.model, ok=False, attempts=attempts)
+                raise self._final(error, call)
+            call.errors.append(error)
+            delay = self._backoff(retry, error.retry_after) if retry < target.max_retries else None
+            if delay is None:
+                break
+            log.warning(
+                "llm attempt failed, retrying",
+                extra={
+                    "model": target.model,
+                    "status": error.status,
+                    "error": str(error),
+                    "attempt": attempts,
+                    "retry_in_s": round(delay, 3),
+                },
+            )
+            await asyncio.sleep(delay)
+        self._usage.record(target.model, ok=False, attempts=attempts)
+        return None
+
+    @staticmethod
+    def _describe_failure(exc: Exception, target: ResolvedModel, call_timeout: float, delivered: bool) -> LLMError:
+        error = from_exception(exc, model=target.model, api_key=target.api_key, endpoint=target.endpoint())
+        if isinstance(error, LLMTimeout):
+            error = LLMTimeout(
+                f"{target.model}: the model did not answer within {call_timeout:g} s",
+                model=target.model,
+                retryable=True,
+                status=error.status,
+            )
+        if delivered:
+            error = type(error)(
+                f"{target.model}: the answer broke off after it had started "
+                f"({str(error).removeprefix(target.model + ': ')})",
+                model=target.model,
+                retryable=error.retryable,
+                status=error.status,
+            )
+        return error
 
     async def _attempt(
         self,
@@ -425,33 +445,34 @@ class LLM:
         ceiling = min(self.backoff_max, self.backoff_base * (2**retry))
         return random.uniform(ceiling / 2, ceiling)
 
-    def _final(
-        self, error: LLMError, tried: list[LLMError], attempts: int, started: float, metadata: dict | None
-    ) -> LLMError:
+    @staticmethod
+    def _final(error: LLMError, call: _Call) -> LLMError:
         """The error the caller sees: the last one, naming the other models that failed before it."""
-        others = [e.model for e in tried if e.model != error.model]
+        others = [e.model for e in call.errors if e.model != error.model]
         message = str(error)
         if others:
             message += " (also tried: " + ", ".join(dict.fromkeys(others)) + ")"
         final = type(error)(
             message, model=error.model, retryable=error.retryable, status=error.status, retry_after=error.retry_after
         )
-        final.attempts = attempts
+        final.attempts = call.attempts
         log.warning(
             "llm call failed",
             extra={
                 "model": error.model,
+                "requested": call.requested,
                 "status": error.status,
                 "error": message,
-                "attempts": attempts,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
-                "meta": _safe_metadata(metadata),
+                "attempts": call.attempts,
+                "latency_ms": round(call.elapsed_ms(), 1),
+                "stream": call.stream,
+                "meta": _safe_metadata(call.metadata),
             },
         )
         return final
 
     @staticmethod
-    def _log_success(completion: Completion, *, stream: bool, metadata: dict | None) -> None:
+    def _log_success(completion: Completion, call: _Call) -> None:
         log.info(
             "llm call",
             extra={
@@ -464,10 +485,25 @@ class LLM:
                 "attempts": completion.attempts,
                 "finish_reason": completion.finish_reason,
                 "tool_calls": len(completion.tool_calls),
-                "stream": stream,
-                "meta": _safe_metadata(metadata),
+                "stream": call.stream,
+                "meta": _safe_metadata(call.metadata),
             },
         )
+
+
+@dataclass
+class _Call:
+    """What one `complete()` has done so far, over all the models it tried."""
+
+    requested: str
+    stream: bool
+    metadata: dict | None
+    attempts: int = 0
+    errors: list[LLMError] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
 
 
 def _count_tokens(

@@ -240,7 +240,7 @@ async def test_a_hanging_model_raises_llm_timeout_within_the_alias_timeout(fake:
     with pytest.raises(LLMTimeout) as caught:
         await llm.complete(user("hi"), model="slow")
 
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 5.0  # the model hangs for 30 s; we gave up long before
     assert caught.value.retryable
     assert "0.4 s" in str(caught.value)
 
