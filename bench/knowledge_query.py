@@ -102,15 +102,15 @@ async def main() -> None:
                 async with store.pool.connection() as conn, conn.transaction():
                     await conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
                     approx = await (await conn.execute(
-                        "SELECT id FROM kb_chunks WHERE dim = 256 ORDER BY embedding::vector(256) <=> %s::vector(256) "
-                        "LIMIT 10", (literal,))).fetchall()
+                        "SELECT id FROM kb_chunks WHERE dim = 256 "
+                        "ORDER BY embedding::halfvec(256) <=> %s::halfvec(256) LIMIT 10", (literal,))).fetchall()
                     await conn.execute("SET LOCAL enable_indexscan = off")
                     await conn.execute("SET LOCAL enable_bitmapscan = off")
                     exact = await (await conn.execute(
                         "SELECT id FROM kb_chunks WHERE dim = 256 ORDER BY embedding::vector(256) <=> %s::vector(256) "
                         "LIMIT 10", (literal,))).fetchall()
                 recalls.append(len({r[0] for r in approx} & {r[0] for r in exact}) / 10)
-            print(f"HNSW recall@10 vs exact (m=16, ef_construction=64, ef_search={ef}): "
+            print(f"HNSW (halfvec, m=16, ef_construction=64, ef_search={ef}) recall@10 vs exact full-precision scan: "
                   f"{statistics.mean(recalls):.3f} over {len(recalls)} queries")
 
         memory = MemoryService(store.pool, embedder)

@@ -100,7 +100,7 @@ class EmbeddingSection(_Section):
     """`offline` (WordLlama, bundled, no network) or a litellm model string with its `dim`."""
 
     model: str = "offline"
-    dim: int | None = Field(None, ge=1, le=2000)
+    dim: int | None = Field(None, ge=1, le=4000)
     api_base: str | None = None
     api_key: str | None = None
     batch_size: int = Field(128, ge=1)

@@ -51,8 +51,10 @@ class LiteLLMEmbedder(Embedder):
     ) -> None:
         if not model:
             raise ValueError("an embedding model name is required (e.g. openai/text-embedding-3-small)")
-        if not 1 <= dim <= 2000:
-            raise ValueError(f"embedding dim must be between 1 and 2000 (pgvector's HNSW limit), found {dim}")
+        if not 1 <= dim <= 4000:
+            raise ValueError(
+                f"embedding dim must be between 1 and 4000 (pgvector's halfvec HNSW limit), found {dim}"
+            )
         self.name = model
         self.dim = dim
         self._api_base = api_base

@@ -115,12 +115,14 @@ class Collections:
     async def _ensure_index(self, dim: int) -> None:
         if dim in _PREMADE_INDEX_DIMS:
             return
-        if not 1 <= dim <= 2000:
-            raise KnowledgeError(f"pgvector's HNSW index takes at most 2000 dimensions; this embedder has {dim}")
+        if not 1 <= dim <= 4000:
+            raise KnowledgeError(
+                f"pgvector's halfvec HNSW index takes at most 4000 dimensions; this embedder has {dim}"
+            )
         async with self._pool.connection() as conn:
             await conn.execute(
                 f"CREATE INDEX IF NOT EXISTS kb_chunks_hnsw_{dim:d} ON kb_chunks USING hnsw "
-                f"((embedding::vector({dim:d})) vector_cosine_ops) WITH (m = 16, ef_construction = 64) "
+                f"((embedding::halfvec({dim:d})) halfvec_cosine_ops) WITH (m = 16, ef_construction = 64) "
                 f"WHERE dim = {dim:d}"
             )
 

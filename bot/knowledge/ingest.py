@@ -249,6 +249,8 @@ class Ingestor:
                 self._vector_info = await TypeInfo.fetch(conn, "vector")
             register_vector_info(conn, self._vector_info)
             async with conn.transaction():
+                # Re-runnable (hashes): a crash losing the last commits is harmless, so skip the fsync wait.
+                await conn.execute("SET LOCAL synchronous_commit = off")
                 await conn.execute("DELETE FROM kb_documents WHERE collection_id = %s AND source = %s",
                                    (collection.id, doc.source))
                 row = await (

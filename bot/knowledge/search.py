@@ -74,10 +74,10 @@ def _sql(dim: int, mode: SearchMode) -> str:
     vec = f"""
     vec AS (
         SELECT id, row_number() OVER (ORDER BY dist) AS rank, 1 - dist AS similarity FROM (
-            SELECT c.id, c.embedding::vector({dim}) <=> %(q)s::vector({dim}) AS dist
+            SELECT c.id, c.embedding::halfvec({dim}) <=> %(q)s::halfvec({dim}) AS dist
             FROM kb_chunks c
             WHERE c.dim = {dim} AND c.collection_id = ANY(%(collections)s) AND c.metadata @> %(filter)s::jsonb
-            ORDER BY c.embedding::vector({dim}) <=> %(q)s::vector({dim})
+            ORDER BY c.embedding::halfvec({dim}) <=> %(q)s::halfvec({dim})
             LIMIT %(candidates)s
         ) nearest
         WHERE 1 - dist >= %(min_similarity)s

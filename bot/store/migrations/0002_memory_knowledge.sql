@@ -1,9 +1,10 @@
 -- Per-person long-term memory, identity link codes, conversation summaries, and knowledge collections.
 --
--- Vectors are stored untyped (`vector`) with their dimension beside them, so one schema serves
--- every embedder (offline 256-d, OpenAI 1536-d, ...). HNSW needs a fixed dimension: the index is
--- an expression index per dimension (`embedding::vector(N)`, partial on `dim = N`); this file
--- creates the one for the offline default and the knowledge code creates others on first use.
+-- Vectors are stored untyped (`vector`, full precision) with their dimension beside them, so one
+-- schema serves every embedder (offline 256-d, OpenAI 1536-d, ...). HNSW needs a fixed dimension:
+-- the index is an expression index per dimension over half precision (`embedding::halfvec(N)`,
+-- partial on `dim = N`): ~1.4x faster inserts, half the size, up to 4,000 dimensions. This file
+-- creates the one for the offline default; the knowledge code creates others on first use.
 
 -- Facts and preferences a person asked us to keep (or a flow extracted). Recall is an exact cosine
 -- scan over one person's rows (a few hundred at most): exact beats an HNSW post-filter here.
@@ -45,7 +46,7 @@ CREATE TABLE kb_collections (
     id            bigserial PRIMARY KEY,
     name          text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'),
     embedder      text NOT NULL,
-    dim           integer NOT NULL CHECK (dim BETWEEN 1 AND 2000),
+    dim           integer NOT NULL CHECK (dim BETWEEN 1 AND 4000),
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 
@@ -82,5 +83,5 @@ CREATE INDEX kb_chunks_document ON kb_chunks (document_id, chunk_index);
 CREATE INDEX kb_chunks_collection ON kb_chunks (collection_id);
 CREATE INDEX kb_chunks_tsv ON kb_chunks USING gin (tsv);
 CREATE INDEX kb_chunks_metadata ON kb_chunks USING gin (metadata jsonb_path_ops);
-CREATE INDEX kb_chunks_hnsw_256 ON kb_chunks USING hnsw ((embedding::vector(256)) vector_cosine_ops)
+CREATE INDEX kb_chunks_hnsw_256 ON kb_chunks USING hnsw ((embedding::halfvec(256)) halfvec_cosine_ops)
     WITH (m = 16, ef_construction = 64) WHERE dim = 256;
