@@ -60,6 +60,37 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=total)
 
 
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")  # crontab numbering: 0 and 7 are Sunday
+_NUMERIC_DAYS = re.compile(r"^(\*|\d+)(?:-(\d+))?(?:/(\d+))?$")
+
+
+def crontab_weekdays(cron: str) -> str:
+    """Rewrite a crontab line's numeric weekdays as names.
+
+    APScheduler 3.x numbers weekdays from Monday (0 = Monday), while crontab numbers them from
+    Sunday (0 and 7 = Sunday, 1-5 = Monday to Friday), and `CronTrigger.from_crontab` passes the
+    numbers through (apscheduler issues #286, #455). Names mean the same in both, so numbers become names.
+    """
+    fields = cron.split()
+    if len(fields) != 5:
+        return cron  # from_crontab reports the wrong field count
+    tokens = []
+    for token in fields[4].lower().split(","):
+        match = _NUMERIC_DAYS.match(token)
+        if match is None or (match.group(1) == "*" and not match.group(3)):
+            tokens.append(token)  # names, "*" and anything odd go through unchanged (and are checked there)
+            continue
+        first, last, step = match.groups()
+        start = 0 if first == "*" else int(first)
+        end = 6 if first == "*" else int(last) if last is not None else (7 if step else start)
+        if not 0 <= start <= 7 or not 0 <= end <= 7 or start > end:
+            raise TimingError(f"invalid weekday {token!r} in {cron!r} (use 0-7, where 0 and 7 are Sunday, or names)")
+        days = {_CRON_DAYS[d] for d in range(start, end + 1, int(step or 1))}
+        tokens.extend(d for d in _CRON_DAYS[:7] if d in days)
+    fields[4] = ",".join(dict.fromkeys(tokens))
+    return " ".join(fields)
+
+
 def parse_every(text: str) -> int:
     """An interval as whole seconds."""
     return max(MIN_INTERVAL, round(parse_duration(text).total_seconds()))
@@ -78,7 +109,7 @@ def trigger_for(*, cron: str | None = None, every: str | None = None, at: dateti
     tz = zone(timezone)
     if cron is not None:
         try:
-            return CronTrigger.from_crontab(cron, timezone=tz)
+            return CronTrigger.from_crontab(crontab_weekdays(cron), timezone=tz)
         except ValueError as exc:
             raise TimingError(f"invalid cron expression {cron!r}: {exc} (format: minute hour day month weekday, "
                               "e.g. \"0 9 * * 1-5\")") from None
