@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.config import LLMSection
 from bot.llm.errors import ModelNotConfigured
+from bot.logging import redact_url
 
 # Where a provider's endpoint comes from when an alias names none (litellm reads the same variables).
 _BASE_ENV = {
@@ -71,7 +72,8 @@ class ResolvedModel:
         return _DEFAULT_BASE.get(self.provider, f"{self.provider}'s default endpoint")
 
     def describe(self, environ: Mapping[str, str] | None = None) -> str:
-        return f"{self.model} via {self.endpoint(environ)}"
+        """`model via endpoint`, for people: a password inside the endpoint URL is masked."""
+        return f"{self.model} via {redact_url(self.endpoint(environ))}"
 
     def call_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for litellm naming the endpoint and key (only when the alias sets them)."""

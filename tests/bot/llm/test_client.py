@@ -332,6 +332,8 @@ async def test_aliases_carry_their_own_endpoint_and_key_and_describe_never_shows
         f"openai/other-model via http://127.0.0.1:1/v1 (fallbacks: openai/fake-model via {fake.base_url})"
     )
     assert "sk-" not in llm.describe("other")
+    proxied = ModelAlias(model="openai/x", api_base="https://bot:hunter2secret@proxy.example/v1")
+    assert LLM(LLMSection(models={"p": proxied})).describe("p") == "openai/x via https://bot:***@proxy.example/v1"
     await llm.complete(user("hi"), model="other")
     assert fake.calls[-1].headers["authorization"] == "Bearer sk-other-key-987654321"
     assert fake.requests[-1]["model"] == "other-model"
