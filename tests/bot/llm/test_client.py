@@ -537,3 +537,23 @@ def test_importing_bot_llm_does_not_import_litellm() -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_a_bot_without_a_model_never_imports_litellm() -> None:
+    code = """
+import asyncio, sys, time
+from bot.config import LLMSection
+from bot.llm import LLM, ModelNotConfigured
+llm = LLM(LLMSection())
+assert not llm.configured() and llm.describe() == "no model configured"
+try:
+    asyncio.run(llm.complete([{"role": "user", "content": "hi"}]))
+except ModelNotConfigured:
+    pass
+time.sleep(0.2)  # room for a background import, if one had been started
+print('litellm' in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False"]
