@@ -33,7 +33,10 @@ log = logging.getLogger("switchboard.knowledge")
 ProgressCallback = Callable[["FileOutcome"], None]
 
 # Prepared documents waiting for their database write (bounds memory on big trees).
-_QUEUE_DEPTH = 4
+_QUEUE_DEPTH = 8
+# Concurrent database writers: HNSW upkeep is the bottleneck and each writer's backend is its own
+# PostgreSQL process, so two writers use both cores while the embedder is waiting for them.
+_WRITERS = 2
 
 
 class PathNotAllowed(PermissionError):
@@ -167,20 +170,24 @@ class Ingestor:
                     outcome_or_doc = await self._prepare(source, path, problem, known, roots)
                     await queue.put(outcome_or_doc)
             finally:
-                await queue.put(None)
+                for _ in range(_WRITERS):
+                    await queue.put(None)
 
-        producer = asyncio.create_task(produce())
-        try:
+        async def write() -> None:
             while (item := await queue.get()) is not None:
                 if isinstance(item, FileOutcome):
                     done(item)
                     continue
                 await self._write(collection, item, metadata or {})
                 done(FileOutcome(item.source, "ingested", len(item.chunks), item.size))
-            await producer
+
+        tasks = [asyncio.create_task(produce()), *(asyncio.create_task(write()) for _ in range(_WRITERS))]
+        try:
+            await asyncio.gather(*tasks)
         finally:
-            if not producer.done():
-                producer.cancel()
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
         report.seconds = time.perf_counter() - started
         log.info("ingested", extra=report.as_dict() | {"skipped": len(report.skipped)})
         return report
