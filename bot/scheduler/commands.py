@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.commands import CommandContext, command, role_allows
 from bot.scheduler.jobs import Job, JobKind, JobSource, JobStatus
-from bot.scheduler.timing import Timing, TimingError, parse_duration
+from bot.scheduler.timing import Timing, TimingError, TriggerKind, human_duration, parse_duration
 from bot.store.people import Role
 
 _REMIND = re.compile(r"^(?:me\s+)?(?P<how>in|at|every)\s+(?P<when>.+?)\s+to\s+(?P<what>.+)$", re.IGNORECASE | re.S)
@@ -72,6 +72,9 @@ async def remind_command(ctx: CommandContext) -> str:
             timing = Timing.from_schedule(cron=None, every=when, at=None)
     except TimingError as exc:
         return f"{exc}. Usage: `{_prefix(ctx)} {_REMIND_USAGE}`"
+    refusal = await _over_quota(ctx, scheduler, timing)
+    if refusal:
+        return refusal
     job = await scheduler.jobs.add(kind=JobKind.REMINDER, timing=timing, conversation=ctx.event.conversation,
                                    sender=ctx.event.sender, person_id=ctx.person.id, text=what)
     return f"OK, I'll remind you {timing.describe() if how == 'every' else _when(job)}: {what} (job `{job.id}`)"
@@ -137,9 +140,30 @@ async def _add(ctx: CommandContext, scheduler: Any, args: tuple[str, ...]) -> st
     if runtime.registry.get(flow_name) is None:
         names = ", ".join(sorted(f.spec.name for f in runtime.registry.active())) or "none"
         return f"There is no enabled flow named {flow_name!r} (flows: {names})."
+    refusal = await _over_quota(ctx, scheduler, timing)
+    if refusal:
+        return refusal
     job = await scheduler.jobs.add(kind=JobKind.FLOW, timing=timing, conversation=ctx.event.conversation,
                                    sender=ctx.event.sender, person_id=ctx.person.id, flow=flow_name)
     return f"Scheduled: {describe(job)}"
+
+
+async def _over_quota(ctx: CommandContext, scheduler: Any, timing: Timing) -> str | None:
+    """Members may not set very frequent jobs or pile up many; admins and owners may."""
+    if role_allows(ctx.person.role, Role.ADMIN):
+        return None
+    settings = scheduler.settings
+    if timing.kind is TriggerKind.INTERVAL and int(timing.expr) < settings.min_interval:
+        return f"That is too often: the shortest repeat is every {human_duration(settings.min_interval)}."
+    if timing.kind is TriggerKind.CRON:
+        first = timing.first()
+        following = timing.after(first)
+        if following is not None and (following - first).total_seconds() < settings.min_interval:
+            return f"That is too often: the shortest repeat is every {human_duration(settings.min_interval)}."
+    if len(await scheduler.jobs.list(person_id=ctx.person.id)) >= settings.max_jobs_per_person:
+        return (f"You already have {settings.max_jobs_per_person} scheduled jobs; remove one first "
+                f"(`{_prefix(ctx)} schedule list`).")
+    return None
 
 
 def _prefix(ctx: CommandContext) -> str:

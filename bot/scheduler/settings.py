@@ -18,6 +18,9 @@ class SchedulerSettings(BaseModel):
     leader_retry: float = Field(5.0, gt=0)
     # The leader re-reads all jobs this often even without a change notification (seconds).
     resync: float = Field(30.0, gt=0)
+    # Guards against chat-made jobs flooding a conversation; admins and owners are exempt.
+    min_interval: float = Field(60.0, ge=1)  # shortest `every` / remind interval a member may set (seconds)
+    max_jobs_per_person: int = Field(20, ge=1)  # active or paused jobs a member may have at once
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> SchedulerSettings:

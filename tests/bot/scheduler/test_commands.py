@@ -32,7 +32,7 @@ async def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> As
     flows = tmp_path_factory.mktemp("flows")
     (flows / "ping.yaml").write_text(PING_FLOW)
     config = make_config(database_url, tmp_path_factory.mktemp("data"), flow_dirs=[flows], flows={"default": "ping"},
-                         scheduler={"leader_retry": 0.2, "resync": 1})
+                         scheduler={"leader_retry": 0.2, "resync": 1, "min_interval": 1})
     application = App(config, with_server=False, adapters=[ChatTester("web")])
     await application.start()
     assert application.store is not None and application.services is not None
@@ -99,6 +99,7 @@ async def test_bad_schedules_get_a_clear_answer_and_create_nothing(app: App, tex
     assert len(await app.services.scheduler.jobs.list(include_finished=True)) == before
 
 
+@pytest.mark.slow
 async def test_a_flow_scheduled_from_chat_runs_and_replies_proactively(app: App) -> None:
     answer = await say(app, "mia", "/sb schedule every 1s ping")
     assert answer.startswith("Scheduled: `") and "run flow ping — every 1s, next " in answer
@@ -128,3 +129,23 @@ async def test_members_manage_their_own_jobs_and_admins_everyone_s(app: App) -> 
     assert job_id in await say(app, "adam", "/sb schedule list")
     assert (await say(app, "adam", f"/sb schedule pause {job_id}")).startswith(f"Paused: `{job_id}`")
     assert await say(app, "adam", f"/sb schedule remove {job_id}") == f"Removed `{job_id}` (run flow ping)."
+
+
+async def test_members_may_not_schedule_too_often_or_too_much_but_admins_may(app: App) -> None:
+    assert app.services is not None
+    scheduler = app.services.scheduler
+    relaxed = scheduler.settings
+    scheduler.settings = relaxed.model_copy(update={"min_interval": 3600, "max_jobs_per_person": 1})
+    try:
+        assert await say(app, "mia", "/sb remind me every 30m to blink") == (
+            "That is too often: the shortest repeat is every 1h.")
+        assert await say(app, "mia", '/sb schedule "*/5 * * * *" ping') == (
+            "That is too often: the shortest repeat is every 1h.")
+        first = job_id_of(await say(app, "mia", "/sb remind me in 2h to call home"))
+        assert (await say(app, "mia", "/sb remind me in 3h to call again")).startswith(
+            "You already have 1 scheduled jobs; remove one first")
+        admin_job = job_id_of(await say(app, "adam", "/sb remind me every 30m to check the queue"))
+        for job_id, user in ((first, "mia"), (admin_job, "adam")):
+            await say(app, user, f"/sb schedule remove {job_id}")
+    finally:
+        scheduler.settings = relaxed
