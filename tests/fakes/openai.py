@@ -88,8 +88,8 @@ class Hang:
     seconds: float
 
 
-Response_ = Text | ToolCalls | Error | Hang
-Responder = Callable[[dict[str, Any]], "Response_ | str | Awaitable[Response_ | str]"]
+Scripted = Text | ToolCalls | Error | Hang
+Responder = Callable[[dict[str, Any]], "Scripted | str | Awaitable[Scripted | str]"]
 
 
 @dataclass
@@ -134,7 +134,7 @@ class FakeOpenAI:
         self.models = list(models)
         self.stream_chunk_delay = stream_chunk_delay
         self.calls: list[RecordedRequest] = []
-        self._queue: deque[Response_] = deque()
+        self._queue: deque[Scripted] = deque()
         self._responder: Responder = echo
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -145,7 +145,7 @@ class FakeOpenAI:
 
     # -------------------------------------------------- programming it
 
-    def script(self, *responses: Response_ | str) -> FakeOpenAI:
+    def script(self, *responses: Scripted | str) -> FakeOpenAI:
         """Queue responses; each chat request consumes the next one (a plain str means `Text(str)`)."""
         with self._lock:
             self._queue.extend(Text(r) if isinstance(r, str) else r for r in responses)
@@ -296,7 +296,7 @@ class FakeOpenAI:
             )
         return body, None
 
-    async def _next_response(self, body: dict[str, Any]) -> Response_:
+    async def _next_response(self, body: dict[str, Any]) -> Scripted:
         with self._lock:
             scripted = self._queue.popleft() if self._queue else None
         if scripted is not None:
