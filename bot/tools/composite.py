@@ -35,7 +35,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.store.people import Role
-from bot.tools.base import Tool, ToolContext, ToolError
+from bot.tools.base import Tool, ToolContext, ToolError, ToolResult
+from bot.tools.execution import coerce_to_schema
+from bot.tools.records import ToolCallLog, ToolCallRecord
 from bot.tools.registry import ToolLoadError, ToolRegistry
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
@@ -108,23 +110,33 @@ def composite_tool(spec: CompositeSpec, registry: ToolRegistry) -> Tool:
     validator = jsonschema.Draft202012Validator(schema)
 
     def validate(arguments: dict[str, Any]) -> dict[str, Any]:
+        arguments = coerce_to_schema(arguments, schema)
         problems = list(validator.iter_errors(arguments))
         if problems:
             raise ValueError("; ".join(p.message for p in problems[:5]))
         defaults = {n: p["default"] for n, p in spec.parameters.items() if "default" in p}
         return {**defaults, **arguments}
 
+    async def step_call(step_id: str, name: str, arguments: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        result = await registry.invoke(name, arguments, ctx)
+        store = getattr(ctx.services, "store", None)
+        if store is not None and ctx.run_id:  # inner calls are recorded like any other
+            await ToolCallLog(store.pool).record([ToolCallRecord.of(
+                result, run_id=ctx.run_id, node_id=ctx.node_id, call_id=f"{spec.name}.{step_id}", tool=name,
+                arguments=arguments)])
+        return result
+
     async def call(arguments: dict[str, Any], ctx: ToolContext) -> Any:
         scope: dict[str, Any] = {"args": arguments, "tool": spec.name}
         last: Any = None
         for step in spec.steps:
             try:
-                result = await registry.invoke(step.tool, _render(step.arguments, scope), ctx)
+                result = await step_call(step.id, step.tool, _render(step.arguments, scope), ctx)
                 if not result.ok and step.fallback is not None:
                     reason = result.error
                     if step.fallback.tool is not None:
-                        result = await registry.invoke(step.fallback.tool, _render(step.fallback.arguments, scope),
-                                                       ctx)
+                        result = await step_call(f"{step.id}.fallback", step.fallback.tool,
+                                                 _render(step.fallback.arguments, scope), ctx)
                         if not result.ok:
                             reason = f"{reason}; fallback {step.fallback.tool}: {result.error}"
                     else:

@@ -6,6 +6,7 @@ Used by the `agent` and `tool` nodes, so both record every call the same way.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,27 @@ class PlannedCall:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PlannedCall:
         return cls(data["call_id"], data["tool"], dict(data.get("arguments") or {}), data.get("raw_arguments"))
+
+
+def coerce_to_schema(arguments: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Templated flow arguments are text: turn "15" into 15 (or "true" into True) where the tool's schema
+    wants a number or boolean, so JSON-schema tools (MCP, composite) accept what a flow renders."""
+    properties = schema.get("properties") or {}
+    coerced = dict(arguments)
+    for key, value in arguments.items():
+        wanted = (properties.get(key) or {}).get("type")
+        if not isinstance(value, str) or wanted not in ("integer", "number", "boolean", "object", "array"):
+            continue
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            continue
+        if wanted == "integer" and isinstance(parsed, float) and parsed.is_integer():
+            parsed = int(parsed)
+        kinds = {"integer": int, "number": (int, float), "boolean": bool, "object": dict, "array": list}
+        if isinstance(parsed, kinds[wanted]) and not (wanted != "boolean" and isinstance(parsed, bool)):
+            coerced[key] = parsed
+    return coerced
 
 
 def tool_context(ctx: RunContext, node_id: str) -> ToolContext:

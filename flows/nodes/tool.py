@@ -15,7 +15,7 @@ from pydantic import Field
 from bot.commands import role_allows
 from bot.tools.approvals import post_request, refusal, request_approval, resolve_approval
 from bot.tools.base import ToolResult
-from bot.tools.execution import PlannedCall, execute, record
+from bot.tools.execution import PlannedCall, coerce_to_schema, execute, record
 from bot.tools.waits import WAKE_ACTION, HumanWaits, WaitStatus
 from flows.context import RunContext
 from flows.nodes.base import Node, NodeKind, NodeOptions, NodeResult, node_kind
@@ -51,10 +51,12 @@ class ToolNode(Node[ToolOptions]):
                 await record(ctx, self.id, [call], [result])
             return self._result(call, result)
 
-        call = PlannedCall(call_id=f"{ctx.run_id}:{self.id}", tool=self.options.tool,
-                           arguments=ctx.render_value(self.options.arguments))
         registry = ctx.services.tools
-        found = registry.get(call.tool) if registry is not None else None
+        found = registry.get(self.options.tool) if registry is not None else None
+        arguments = ctx.render_value(self.options.arguments)
+        if found is not None:
+            arguments = coerce_to_schema(arguments, found.parameters)
+        call = PlannedCall(call_id=f"{ctx.run_id}:{self.id}", tool=self.options.tool, arguments=arguments)
         if found is not None and found.approval and role_allows(ctx.person.role, found.role):
             wait = await request_approval(ctx, self.id, call.tool, call.arguments)
             return NodeResult(outputs={"waiting": True, "wait_id": wait.id, "call": call.as_dict()}, wait=True)
