@@ -146,12 +146,16 @@ async def test_tool_results_go_back_to_the_model_in_openai_shape(fake: FakeOpenA
 # ---------------------------------------------------------------- retries, fallbacks, timeouts
 
 
-async def test_a_429_is_retried_after_the_retry_after_delay_then_succeeds(fake: FakeOpenAI) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_a_429_is_retried_after_the_retry_after_delay_then_succeeds(fake: FakeOpenAI, stream: bool) -> None:
     llm = make_llm(fake)
     fake.script(Error(status=429, retry_after=0.3), Text("after the pause"))
 
+    async def ignore(piece: str) -> None:
+        pass
+
     started = time.monotonic()
-    answer = await llm.complete(user("hi"))
+    answer = await llm.complete(user("hi"), on_delta=ignore if stream else None)
 
     assert answer.text == "after the pause"
     assert time.monotonic() - started >= 0.3
