@@ -91,3 +91,6 @@ async def _ingest(kb: KnowledgeBase, paths: list[str], collection: str) -> str:
     if len(report.skipped) > _SKIPS_SHOWN:
         lines.append(f"• … and {len(report.skipped) - _SKIPS_SHOWN} more skipped")
     return "\n".join(lines)
+
+
+COMMANDS = [kb_command]

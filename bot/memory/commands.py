@@ -115,3 +115,6 @@ async def link_command(ctx: CommandContext) -> str:
         return f"Could not link: {exc}."
     where = ", ".join(channel for channel, _ in result.identities)
     return f"Linked. You are now one person across {where}; your memories follow you."
+
+
+COMMANDS = [remember_command, memory_command, forget_command, link_command]
