@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -83,16 +84,32 @@ class Adapter(abc.ABC):
         """
 
     async def deliver_forever(self, bus: Bus) -> None:
-        """Pump replies addressed to this adapter from the bus to `send`, never dying on one."""
-        async for reply in bus.replies(self.name):
-            if reply.kind is ReplyKind.TURN_END and not self.wants_turn_end:
-                continue
+        """Pump replies addressed to this adapter from the bus to `send`, never dying on one.
+
+        Returns when the bus ends the stream (it stopped). If reading from the bus fails (Redis
+        restarting), the pump logs it and reconnects with backoff instead of going silent.
+        """
+        delay = 0.5
+        while True:
             try:
-                await self.send(reply)
+                async for reply in bus.replies(self.name):
+                    delay = 0.5
+                    if reply.kind is ReplyKind.TURN_END and not self.wants_turn_end:
+                        continue
+                    try:
+                        await self.send(reply)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("reply could not be delivered",
+                                      extra={"adapter": self.name, "reply_id": reply.id})
+                return
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("reply could not be delivered", extra={"adapter": self.name, "reply_id": reply.id})
+                log.exception("reading replies from the bus failed; retrying", extra={"adapter": self.name})
+                await asyncio.sleep(delay + random.uniform(0, delay / 2))
+                delay = min(delay * 2, 30.0)
 
     # Request/response channels (web API, console) need to know when a turn is over.
     wants_turn_end: bool = False

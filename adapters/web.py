@@ -45,6 +45,10 @@ class BadRequest(ValueError):
     pass
 
 
+class Unavailable(RuntimeError):
+    pass
+
+
 @dataclass(slots=True)
 class _Turn:
     """Replies gathered for one request, as they arrive."""
@@ -121,7 +125,11 @@ class WebAdapter(Adapter):
         )
         turn = _Turn()
         self._turns[event_id] = turn
-        await self._bus.publish(event)
+        try:
+            await self._bus.publish(event)
+        except Exception as exc:  # the bus is stopping, full or unreachable: the client should retry
+            self._turns.pop(event_id, None)
+            raise Unavailable(f"the bot cannot take messages right now ({type(exc).__name__}); retry shortly") from exc
         return event_id, turn
 
     async def _replies(self, event_id: str, turn: _Turn) -> AsyncIterator[Reply]:
@@ -189,7 +197,10 @@ class WebAdapter(Adapter):
                 raise BadRequest(f"`user` and `conversation` are at most {_MAX_FIELD} characters")
         except BadRequest as exc:
             return json_error(400, str(exc), code="bad_request")
-        event_id, turn = await self._publish(user=user, conversation=conversation, text=text, meta={})
+        try:
+            event_id, turn = await self._publish(user=user, conversation=conversation, text=text, meta={})
+        except Unavailable as exc:
+            return json_error(503, str(exc), code="unavailable")
         if "text/event-stream" in request.headers.get("accept", ""):
             return StreamingResponse(self._sse_messages(event_id, turn), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -248,8 +259,11 @@ class WebAdapter(Adapter):
         history = [{"role": m["role"], "content": _content_text(m["content"])} for m in messages[:last_user]]
         user = data.get("user") if isinstance(data.get("user"), str) and data.get("user") else "openai-api"
         conversation = f"openai-{uuid.uuid4().hex}"  # the client's `messages` carry the history
-        event_id, turn = await self._publish(user=user[:_MAX_FIELD], conversation=conversation, text=text,
-                                             meta={"flow": model, "history": history})
+        try:
+            event_id, turn = await self._publish(user=user[:_MAX_FIELD], conversation=conversation, text=text,
+                                                 meta={"flow": model, "history": history})
+        except Unavailable as exc:
+            return _openai_error(json_error(503, str(exc), code="unavailable"))
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if data.get("stream"):

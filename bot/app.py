@@ -71,7 +71,8 @@ class App:
             pool_min=config.database.pool_min, pool_max=config.database.pool_max,
             synchronous_commit=config.database.synchronous_commit,
         )
-        self.bus = open_bus(config.bus.url, journal=self.store.journal, max_concurrency=config.bus.max_concurrency)
+        self.bus = open_bus(config.bus.url, journal=self.store.journal, max_concurrency=config.bus.max_concurrency,
+                            role=str(self.role))
         commands = CommandRegistry(config.bot.command_prefix)
         commands.add_handlers(help_command)
         for module_name in COMMAND_MODULES:
@@ -90,6 +91,8 @@ class App:
         if self.role in (Role.ALL, Role.WORKER):
             self.bus.consume(self.runtime.handle)
 
+        # The bus first: reply pumps read from it, and events accepted before a crash replay now.
+        await self.bus.start()
         if self.role in (Role.ALL, Role.GATEWAY):
             if self.with_server:
                 self.server = HttpServer(config.server.host, config.server.port,
@@ -98,7 +101,6 @@ class App:
             await self._start_adapters()
             if self.server is not None:
                 await self.server.start()
-        await self.bus.start()
         log.info("switchboard started", extra={
             "role": str(self.role), "flows": [f.spec.name for f in registry.active()],
             "adapters": [s.name for s in self.statuses if s.live], "bus": self.bus.url,
