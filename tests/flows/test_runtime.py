@@ -13,7 +13,7 @@ from bot.app import App
 from bot.events import ConversationRef, Event, EventKind, Sender
 from bot.store.runs import RunStatus
 from tests.apps import make_config
-from tests.fakes.openai import Error, FakeOpenAI, Hang, Text
+from tests.fakes.openai import Error, FakeOpenAI, Hang, Text, ToolCalls
 
 
 class Capture:
@@ -64,6 +64,16 @@ async def test_free_text_is_answered_by_the_configured_model(app: App, fake_llm:
     prompt = fake_llm.requests[-1]["messages"]
     assert prompt[0]["role"] == "system" and "ada" in prompt[0]["content"]
     assert prompt[-1] == {"role": "user", "content": "What is the capital of France?"}
+    # The default assistant is an agent with the safe built-in tools.
+    offered = [t["function"]["name"] for t in fake_llm.requests[-1]["tools"]]
+    assert offered == ["current_time", "calculator", "knowledge_search", "remember", "recall"]
+
+
+async def test_the_default_assistant_can_use_a_safe_tool_before_answering(app: App, fake_llm: FakeOpenAI) -> None:
+    fake_llm.script(ToolCalls([("calculator", {"expression": "1234 * 5678"})]), Text("1234 × 5678 = 7006652."))
+    assert await say(app, "What is 1234 times 5678?") == ["1234 × 5678 = 7006652."]
+    tool_turn = fake_llm.requests[-1]["messages"][-1]
+    assert tool_turn["role"] == "tool" and tool_turn["content"] == "7006652"
 
 
 async def test_the_conversation_history_reaches_the_model(app: App, fake_llm: FakeOpenAI) -> None:
@@ -101,7 +111,7 @@ async def test_a_model_that_hangs_times_out_and_is_recorded(app: App, fake_llm: 
     assert "Sorry" in apology
     run = await app.store.runs.get((await app.store.runs.recent(1))[0].id, with_steps=True)
     assert run is not None and run.status is RunStatus.FAILED
-    failed = [s for s in run.step_records if s.node_id == "answer"][0]
+    failed = next(s for s in run.step_records if s.node_id == "answer")
     assert failed.attempts == 2 and failed.error
     fake_llm.reset()
 
