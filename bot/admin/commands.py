@@ -352,6 +352,10 @@ async def broadcast_command(ctx: CommandContext) -> str:
         ref = parse_target(target)
         if ref is None:
             return f"{target!r} is not a conversation. {usage}"
+        adapters = services.catalog.get("adapters") or []
+        live = sorted(a.name for a in adapters if a.live)
+        if adapters and ref.channel not in live:  # a worker process has no adapters and cannot tell
+            return f"No live adapter named {ref.channel!r} (live: {', '.join(live) or 'none'})."
         targets = [ref]
     sent = await send_to(services.bus, targets, message)
     return f"Broadcast sent to {sent} conversation{'s' if sent != 1 else ''}."

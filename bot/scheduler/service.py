@@ -31,7 +31,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.events import ConversationRef, Event, EventKind, Reply, Sender
 from bot.scheduler.jobs import CHANNEL, Job, JobKind, JobStore
 from bot.scheduler.settings import SchedulerSettings
-from bot.scheduler.timing import Timing
+from bot.scheduler.timing import Timing, TimingError
 
 log = logging.getLogger("switchboard.scheduler")
 
@@ -152,7 +152,12 @@ class Scheduler:
                     continue
                 if job.next_run_at is None:
                     continue
-                self._aps.add_job(self._fire, trigger=job.timing.trigger(), id=job.id, args=[job.id],
+                try:
+                    trigger = job.timing.trigger()
+                except TimingError as exc:  # e.g. a time zone this machine's tz database lacks
+                    log.error("scheduled job cannot be timed; skipped", extra={"job": job.id, "error": str(exc)})
+                    continue
+                self._aps.add_job(self._fire, trigger=trigger, id=job.id, args=[job.id],
                                   name=job.what()[:80], next_run_time=job.next_run_at, replace_existing=True)
                 self._loaded[job.id] = _Loaded(job.revision, job.next_run_at, job)
             for job_id in set(self._loaded) - seen:

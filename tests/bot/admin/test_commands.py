@@ -266,4 +266,5 @@ async def test_broadcast_reaches_everyone_who_opted_in_and_one_conversation(app:
     assert {(r.conversation, r.text) for r in arrived} == {
         (ConversationRef("web", "dm-mia"), "Maintenance at 5 pm"), (ConversationRef("web", "team-room"), "Deploy done")}
     assert "is not a conversation" in await say(app, "adam", "/sb broadcast nowhere hello")
+    assert await say(app, "adam", "/sb broadcast slack:C1 hello") == "No live adapter named 'slack' (live: web)."
     assert "Usage" in await say(app, "adam", "/sb broadcast optins")

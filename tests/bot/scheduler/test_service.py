@@ -6,6 +6,7 @@ Every test gets a fresh database, so jobs from one scenario never fire into anot
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from bot.app import App
 from bot.events import ConversationRef, Sender
 from bot.scheduler.jobs import JobKind, JobStatus
 from bot.scheduler.timing import Timing
-from tests.apps import make_config
+from tests.apps import REPO, make_config
 from tests.bot.admin.chat import ChatTester
 from tests.conftest import new_database
 
@@ -65,6 +66,12 @@ def flows(tmp_path: Path) -> Path:
     folder.mkdir()
     (folder / "quiet.yaml").write_text(QUIET_FLOW)
     return folder
+
+
+async def settle(app: App, job_id: str) -> None:
+    """Pause a job and let a firing under way finish, so counts can be compared."""
+    await scheduler(app).jobs.set_status(job_id, JobStatus.PAUSED)
+    await asyncio.sleep(0.3)
 
 
 async def remind(app: App, text: str, seconds: int, *, every: bool = False) -> str:
@@ -175,15 +182,18 @@ async def test_of_two_processes_exactly_one_fires_each_occurrence_and_the_other_
         assert not scheduler(b).is_leader
         job_id = await remind(b, "stand up", 1, every=True)  # added by the follower, fired by the leader
         await asyncio.sleep(3.3)
+        await settle(a, job_id)
         fired_a, fired_b = scheduler(a).fired, scheduler(b).fired
         job = await scheduler(a).jobs.get(job_id)
         assert job is not None and fired_a >= 2 and fired_b == 0 and job.run_count == fired_a
         assert len(chat(a).proactive) == fired_a and chat(b).proactive == []
+        await scheduler(a).jobs.set_status(job_id, JobStatus.ACTIVE)
 
         await a.stop()  # the leader goes away: its lock connection closes
         stopped.append(a)
         assert await scheduler(b).wait_leading(5)
         await chat(b).wait_proactive(1, within=5)
+        await settle(b, job_id)
         job = await scheduler(b).jobs.get(job_id)
         assert job is not None and scheduler(b).fired >= 1
         assert job.run_count == fired_a + scheduler(b).fired
@@ -191,3 +201,44 @@ async def test_of_two_processes_exactly_one_fires_each_occurrence_and_the_other_
         for app in (a, b):
             if app not in stopped:
                 await app.stop()
+
+
+@pytest.mark.slow
+async def test_a_crashed_leader_process_is_replaced_and_no_occurrence_fires_twice(
+    pg_admin_url: str, tmp_path: Path, flows: Path
+) -> None:
+    """Two OS processes on one database: the other process leads and fires; SIGKILL it; this one takes over."""
+    url = new_database(pg_admin_url)
+    leader = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.bot.scheduler.leader_process", url, str(tmp_path / "p"), str(flows),
+        cwd=str(REPO), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    assert leader.stdout is not None
+    here = build(url, tmp_path / "here", flows)
+    try:
+        assert await asyncio.wait_for(leader.stdout.readline(), 60) == b"leading\n"
+        await here.start()
+        await asyncio.sleep(0.5)
+        assert not scheduler(here).is_leader
+        job_id = await remind(here, "stretch", 1, every=True)
+        replies = []
+        while len(replies) < 2:
+            line = await asyncio.wait_for(leader.stdout.readline(), 10)
+            replies.append(line.decode().strip())
+        assert replies == ["reply ⏰ Reminder for mia: stretch"] * 2
+        assert scheduler(here).fired == 0 and chat(here).proactive == []
+        leader.kill()  # a crash: no clean shutdown, the lock goes with the connection
+        await leader.wait()
+        replies += [line.decode().strip() for line in (await leader.stdout.read()).splitlines()]
+        fired_by_leader = len(replies)
+
+        assert await scheduler(here).wait_leading(10)
+        await chat(here).wait_proactive(2, within=10)
+        await settle(here, job_id)
+        job = await scheduler(here).jobs.get(job_id)
+        assert job is not None and job.run_count == fired_by_leader + scheduler(here).fired
+        assert len(chat(here).proactive) == scheduler(here).fired
+    finally:
+        if leader.returncode is None:
+            leader.kill()
+            await leader.wait()
+        await here.stop()
