@@ -108,6 +108,9 @@ async def _change(ctx: CommandContext, scheduler: Any, action: str, job_id: str)
     mine = job is not None and job.person_id == ctx.person.id
     if job is None or not (mine or role_allows(ctx.person.role, Role.ADMIN)):
         return f"No job `{job_id}` of yours. `{_prefix(ctx)} schedule list` shows your jobs."
+    if not mine and ctx.services["services"].audit is not None:  # an admin acting on someone else's job
+        await ctx.services["services"].audit.record(ctx.event, ctx.person, "schedule",
+                                                    f"ok: {action} job {job_id} of person #{job.person_id}")
     if action == "remove":
         if job.source is JobSource.FLOW:
             return (f"`{job_id}` comes from the `schedule:` trigger of flow {job.flow}: remove it there and run "

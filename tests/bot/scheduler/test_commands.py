@@ -129,6 +129,10 @@ async def test_members_manage_their_own_jobs_and_admins_everyone_s(app: App) -> 
     assert job_id in await say(app, "adam", "/sb schedule list")
     assert (await say(app, "adam", f"/sb schedule pause {job_id}")).startswith(f"Paused: `{job_id}`")
     assert await say(app, "adam", f"/sb schedule remove {job_id}") == f"Removed `{job_id}` (run flow ping)."
+    assert app.services is not None
+    removal, pause = await app.services.audit.recent(2)  # admins acting on others' jobs are audited
+    assert (removal.actor, removal.command) == ("web:adam", "schedule")
+    assert removal.outcome.startswith(f"ok: remove job {job_id} of person #") and "pause" in pause.outcome
 
 
 async def test_members_may_not_schedule_too_often_or_too_much_but_admins_may(app: App) -> None:
