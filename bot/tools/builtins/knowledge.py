@@ -22,8 +22,8 @@ async def knowledge_search(ctx: ToolContext, query: str, collection: str = "defa
         raise ToolError("the knowledge base is not configured on this bot; answer without it")
     try:
         hits = await knowledge.search(query, collection=collection, top_k=max(1, min(top_k, 10)))
-    except LookupError as exc:
-        raise ToolError(f"no such collection: {exc}") from None
+    except ValueError as exc:  # an unknown collection, or one embedded with another model
+        raise ToolError(str(exc)) from None
     if not hits:
         return "No passages matched."
     return [{"source": h.citation, "heading": h.heading, "text": h.text} for h in hits]

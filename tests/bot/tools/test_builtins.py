@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from bot.bus.memory import MemoryBus
+from bot.store import Store
 from bot.store.people import Person, Role
 from bot.tools import ToolContext, ToolRegistry, ToolStatus
 from bot.tools.builtins import builtin_tools
@@ -157,3 +159,42 @@ async def test_memory_and_knowledge_tools_say_so_when_the_feature_is_not_configu
                             ("knowledge_search", {"query": "vpn"})):
         result = await reg.invoke(name, arguments, ctx)
         assert result.status is ToolStatus.ERROR and "not configured" in result.content
+
+
+# ---------------------------------------------------------------- with the real memory and knowledge services
+
+async def test_remember_and_recall_use_the_persons_long_term_memory(store: Store) -> None:
+    from bot.embeddings import offline_embedder
+    from bot.events import Sender
+    from bot.memory import MemoryService
+
+    memory = MemoryService(store.pool, offline_embedder())
+    ada = await store.people.resolve(Sender("slack", "U-ada-tools", "ada"))
+    bob = await store.people.resolve(Sender("slack", "U-bob-tools", "bob"))
+    reg = registry_with()
+    as_ada = ToolContext(services=SimpleNamespace(memory=memory), person=ada, run_id="r-mem")
+    kept = await reg.invoke("remember", {"fact": "Ada prefers answers in French"}, as_ada)
+    assert kept.ok and kept.content == "Remembered: Ada prefers answers in French"
+    found = await reg.invoke("recall", {"query": "which language does she prefer for answers"}, as_ada)
+    assert found.ok and json.loads(found.content) == ["Ada prefers answers in French"]
+    as_bob = ToolContext(services=SimpleNamespace(memory=memory), person=bob)
+    assert (await reg.invoke("recall", {"query": "answers in French"}, as_bob)).content == \
+        "Nothing remembered about that."
+
+
+async def test_knowledge_search_returns_cited_passages(store: Store, tmp_path: Path) -> None:
+    from bot.embeddings import offline_embedder
+    from bot.knowledge import KnowledgeBase
+
+    kb = KnowledgeBase(store.pool, offline_embedder())
+    doc = tmp_path / "vpn.md"
+    doc.write_text("# VPN\n\nTo connect to the VPN, open WireGuard and import the office profile.\n")
+    await kb.ingest([str(doc)], collection="it-tools")
+    ctx = ToolContext(services=SimpleNamespace(knowledge=kb))
+    reg = registry_with()
+    result = await reg.invoke("knowledge_search", {"query": "how do I connect to the VPN", "collection": "it-tools"},
+                              ctx)
+    (hit, *_) = json.loads(result.content)
+    assert result.ok and hit["source"].endswith("vpn.md#0") and "WireGuard" in hit["text"]
+    missing = await reg.invoke("knowledge_search", {"query": "vpn", "collection": "nope"}, ctx)
+    assert missing.status is ToolStatus.ERROR and "no collection named 'nope'" in missing.content
