@@ -57,22 +57,28 @@ async def main() -> None:
     parser.add_argument("--mb", type=float, default=50.0)
     parser.add_argument("--chunk-size", type=int, default=500)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--data", help="reuse this folder from an earlier run (skips building and ingesting)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     rng = random.Random(7)
 
-    work = Path(tempfile.mkdtemp(prefix="sb-bench-query-"))
+    reuse = bool(args.data)
+    work = Path(args.data) if reuse else Path(tempfile.mkdtemp(prefix="sb-bench-query-"))
     os.chmod(work, 0o755)
-    corpus = fresh_dir(work / "corpus")
-    files, size = build_corpus(corpus, args.mb)
+    print(f"data folder: {work}")
     url = start_embedded(work / "pg")
     store = await Store.open(url, data_dir=work, pool_min=1, pool_max=4)
     embedder = WordLlamaEmbedder()
     try:
         kb = KnowledgeBase(store.pool, embedder, chunk_size=args.chunk_size, chunk_overlap=50)
-        report = await kb.ingest([str(corpus)], collection="bench")
-        print(f"corpus: {files} files, {size / 1e6:.1f} MB -> {report.chunks} chunks "
-              f"(ingested in {report.seconds:.0f} s, {report.megabytes / report.seconds * 60:.0f} MB/min)")
+        if not reuse:
+            corpus = fresh_dir(work / "corpus")
+            files, size = build_corpus(corpus, args.mb)
+            report = await kb.ingest([str(corpus)], collection="bench")
+            print(f"corpus: {files} files, {size / 1e6:.1f} MB -> {report.chunks} chunks "
+                  f"(ingested in {report.seconds:.0f} s, {report.megabytes / report.seconds * 60:.0f} MB/min)")
+        (collection,) = [c for c in await kb.collections.list() if c.name == "bench"]
+        print(f"collection: {collection.chunks} chunks, {collection.bytes / 1e6:.1f} MB")
         async with store.pool.connection() as conn:
             await conn.execute("VACUUM ANALYZE kb_chunks")
             rows = await (await conn.execute(
@@ -95,23 +101,29 @@ async def main() -> None:
             show(f"{mode} query (top 10, query embedding included)", ms)
 
         vectors = embedder.embed_sync(queries)
-        for ef in (40, 100):
-            recalls = []
+        for ef in (40, 100, 200):
+            recalls, strict = [], []
             for vector in vectors:
                 literal = vector_literal(vector)
                 async with store.pool.connection() as conn, conn.transaction():
                     await conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
                     approx = await (await conn.execute(
-                        "SELECT id FROM kb_chunks WHERE dim = 256 "
-                        "ORDER BY embedding::halfvec(256) <=> %s::halfvec(256) LIMIT 10", (literal,))).fetchall()
+                        "SELECT id, embedding <=> %s::vector FROM kb_chunks WHERE dim = 256 "
+                        "ORDER BY embedding::halfvec(256) <=> %s::halfvec(256) LIMIT 10",
+                        (literal, literal))).fetchall()
                     await conn.execute("SET LOCAL enable_indexscan = off")
                     await conn.execute("SET LOCAL enable_bitmapscan = off")
                     exact = await (await conn.execute(
-                        "SELECT id FROM kb_chunks WHERE dim = 256 ORDER BY embedding::vector(256) <=> %s::vector(256) "
-                        "LIMIT 10", (literal,))).fetchall()
-                recalls.append(len({r[0] for r in approx} & {r[0] for r in exact}) / 10)
+                        "SELECT id, embedding <=> %s::vector AS d FROM kb_chunks WHERE dim = 256 ORDER BY d LIMIT 10",
+                        (literal,))).fetchall()
+                # The corpus repeats texts (the same licence in many packages): equal distances are ties,
+                # so a hit counts when it is as close as the 10th exact neighbour (ann-benchmarks' rule).
+                cutoff = exact[-1][1] + 1e-6
+                recalls.append(sum(1 for _, d in approx if d <= cutoff) / 10)
+                strict.append(len({r[0] for r in approx} & {r[0] for r in exact}) / 10)
             print(f"HNSW (halfvec, m=16, ef_construction=64, ef_search={ef}) recall@10 vs exact full-precision scan: "
-                  f"{statistics.mean(recalls):.3f} over {len(recalls)} queries")
+                  f"{statistics.mean(recalls):.3f} by distance, {statistics.mean(strict):.3f} by id, "
+                  f"over {len(recalls)} queries")
 
         memory = MemoryService(store.pool, embedder)
         person = await store.people.resolve(Sender("bench", "u1", "Bench"))

@@ -16,6 +16,8 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 RRF_K = 60
+# Matching rows ranked per full-text tier (see `_sql`).
+MATCH_CAP = 2000
 _MAX_RRF = 2.0 / (RRF_K + 1)
 
 
@@ -59,8 +61,9 @@ class Hit:
 def any_word(query: str) -> bool:
     """Plain questions match chunks with any of their words (ranked by how many and how close).
 
-    websearch syntax alone ANDs every word, which misses a chunk that lacks one filler word; a query
-    that uses the syntax on purpose (quotes, `-word`, `or`) keeps its exact meaning.
+    Chunks with every word still rank first. websearch syntax alone ANDs every word, which misses a
+    chunk that lacks one filler word; a query that uses the syntax on purpose (quotes, `-word`, `or`)
+    keeps its exact meaning.
     """
     lowered = f" {query.lower()} "
     return '"' not in query and " -" not in lowered and " or " not in lowered
@@ -72,7 +75,7 @@ def vector_literal(vector: Any) -> str:
 
 def _sql(dim: int, mode: SearchMode) -> str:
     vec = f"""
-    vec AS (
+    vec AS MATERIALIZED (
         SELECT id, row_number() OVER (ORDER BY dist) AS rank, 1 - dist AS similarity FROM (
             SELECT c.id, c.embedding::halfvec({dim}) <=> %(q)s::halfvec({dim}) AS dist
             FROM kb_chunks c
@@ -82,22 +85,40 @@ def _sql(dim: int, mode: SearchMode) -> str:
         ) nearest
         WHERE 1 - dist >= %(min_similarity)s
     )"""
-    txt = """
-    txt AS (
-        SELECT id, row_number() OVER (ORDER BY r DESC, id) AS rank FROM (
-            SELECT c.id, ts_rank_cd(c.tsv, query, 32) AS r
-            FROM kb_chunks c, (
-                SELECT CASE WHEN %(any_word)s
-                    THEN replace(websearch_to_tsquery('english', %(text)s)::text, ' & ', ' | ')::tsquery
-                    ELSE websearch_to_tsquery('english', %(text)s) END AS query
-            ) q
-            WHERE c.tsv @@ query AND c.collection_id = ANY(%(collections)s) AND c.metadata @> %(filter)s::jsonb
-            ORDER BY r DESC
-            LIMIT %(candidates)s
-        ) matched
+    # Full text in two tiers: chunks with every word first (websearch semantics), then, only when those
+    # are too few, chunks with any word. Each tier ranks at most MATCH_CAP matching rows: GIN cannot
+    # return rows in rank order, and ranking every chunk that contains a common word would cost
+    # hundreds of milliseconds at 100k chunks.
+    txt = f"""
+    q AS MATERIALIZED (
+        SELECT websearch_to_tsquery('english', %(text)s) AS every,
+               replace(websearch_to_tsquery('english', %(text)s)::text, ' & ', ' | ')::tsquery AS some
+    ),
+    txt_all AS MATERIALIZED (
+        SELECT m.id, ts_rank_cd(m.tsv, q.every, 32) AS r FROM (
+            SELECT c.id, c.tsv FROM kb_chunks c, q
+            WHERE c.tsv @@ q.every AND c.collection_id = ANY(%(collections)s) AND c.metadata @> %(filter)s::jsonb
+            LIMIT {MATCH_CAP}
+        ) m, q
+        ORDER BY r DESC LIMIT %(candidates)s
+    ),
+    txt_any AS MATERIALIZED (
+        SELECT m.id, ts_rank_cd(m.tsv, q.some, 32) AS r FROM (
+            SELECT c.id, c.tsv FROM kb_chunks c, q
+            WHERE %(any_word)s AND (SELECT count(*) FROM txt_all) < %(candidates)s
+              AND c.tsv @@ q.some AND c.collection_id = ANY(%(collections)s) AND c.metadata @> %(filter)s::jsonb
+            LIMIT {MATCH_CAP}
+        ) m, q
+        WHERE m.id NOT IN (SELECT id FROM txt_all)
+        ORDER BY r DESC LIMIT %(candidates)s
+    ),
+    txt AS MATERIALIZED (
+        SELECT id, row_number() OVER (ORDER BY tier, r DESC, id) AS rank FROM (
+            SELECT id, r, 0 AS tier FROM txt_all UNION ALL SELECT id, r, 1 AS tier FROM txt_any
+        ) tiers
     )"""
     empty_vec = "vec AS (SELECT NULL::bigint AS id, NULL::bigint AS rank, NULL::float8 AS similarity WHERE false)"
-    empty_txt = "txt AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE false)"
+    empty_txt = "q AS (SELECT 1), txt AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE false)"
     parts = [vec if mode is not SearchMode.TEXT else empty_vec, txt if mode is not SearchMode.VECTOR else empty_txt]
     return f"""
     WITH {parts[0]}, {parts[1]},
