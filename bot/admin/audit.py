@@ -12,8 +12,11 @@ from datetime import datetime
 
 from psycopg_pool import AsyncConnectionPool
 
+from bot.admin.context import preview, services_of
+from bot.admin.directory import Directory
+from bot.commands import CommandContext, command
 from bot.events import Event
-from bot.store.people import Person
+from bot.store.people import Person, Role
 
 log = logging.getLogger("switchboard.audit")
 
@@ -59,3 +62,26 @@ class AuditLog:
                 {"person": person_id, "limit": limit},
             )
             return [AuditEntry(*row) for row in await cur.fetchall()]
+
+
+@command("audit", summary="Recent admin actions and refused attempts", usage="audit [<who>] [<count>]",
+         min_role=Role.ADMIN)
+async def audit_command(ctx: CommandContext) -> str:
+    services = services_of(ctx)
+    if services.audit is None:
+        return "The audit log is not available in this process."
+    limit, person_id = 15, None
+    for arg in ctx.args:
+        if arg.isdigit() and int(arg) <= 200 and not arg.startswith("#"):
+            limit = int(arg)
+        else:
+            found = await Directory(services.store.pool).find(arg)
+            if found is None:
+                return f"I know nobody as {arg!r}."
+            person_id = found.id
+    entries = await services.audit.recent(limit, person_id=person_id)
+    if not entries:
+        return "The audit log is empty."
+    return "Audit log (newest first):\n" + "\n".join(
+        f"• {e.at:%Y-%m-%d %H:%M:%S} {e.actor_name or e.actor} ({e.role}, {e.channel}): "
+        f"{e.command}{' ' + preview(e.args) if e.args else ''} → {e.outcome}" for e in entries)

@@ -1,4 +1,5 @@
-"""Broadcasts: who opted in (and where to reach them), and sending one text to many conversations."""
+"""Broadcasts: `/sb optin` (who wants them, and where to reach them) and `/sb broadcast` (one text,
+many conversations)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import logging
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from bot.admin.context import prefix_of, services_of
 from bot.bus import Bus
+from bot.commands import CommandContext, command
 from bot.events import ConversationRef, Reply
+from bot.store.people import Role
 
 log = logging.getLogger("switchboard.broadcast")
 
@@ -59,3 +63,44 @@ async def send_to(bus: Bus, targets: list[ConversationRef], text: str) -> int:
         sent += 1
     log.info("broadcast sent", extra={"conversations": sent})
     return sent
+
+
+@command("broadcast", summary="Send a message to a channel conversation or to everyone who opted in",
+         usage="broadcast <optins|channel:room> <message>", min_role=Role.ADMIN)
+async def broadcast_command(ctx: CommandContext) -> str:
+    services = services_of(ctx)
+    usage = (f"Usage: `{prefix_of(ctx)} broadcast optins <message>` (everyone who opted in) or "
+             f"`{prefix_of(ctx)} broadcast slack:C123 <message>` "
+             "(one conversation: channel:room or channel:space:room)")
+    target, _, message = ctx.text.strip().partition(" ")
+    message = message.strip()
+    if not target or not message:
+        return usage
+    if target.lower() in ("optins", "everyone", "all"):
+        targets = await OptIns(services.store.pool).conversations()
+        if not targets:
+            return f"Nobody has opted in yet (people opt in with `{prefix_of(ctx)} optin`)."
+    else:
+        ref = parse_target(target)
+        if ref is None:
+            return f"{target!r} is not a conversation. {usage}"
+        adapters = services.catalog.get("adapters") or []
+        live = sorted(a.name for a in adapters if a.live)
+        if adapters and ref.channel not in live:  # a worker process has no adapters and cannot tell
+            return f"No live adapter named {ref.channel!r} (live: {', '.join(live) or 'none'})."
+        targets = [ref]
+    sent = await send_to(services.bus, targets, message)
+    return f"Broadcast sent to {sent} conversation{'s' if sent != 1 else ''}."
+
+
+@command("optin", summary="Receive (or stop receiving) the bot's broadcasts here", usage="optin [on|off]")
+async def optin_command(ctx: CommandContext) -> str:
+    choice = ctx.args[0].lower() if ctx.args else "on"
+    optins = OptIns(services_of(ctx).store.pool)
+    if choice in ("on", "yes"):
+        await optins.set(ctx.person.id, ctx.event.conversation)
+        return f"You'll receive broadcasts here. `{prefix_of(ctx)} optin off` stops them."
+    if choice in ("off", "no"):
+        changed = await optins.set(ctx.person.id, None)
+        return "You won't receive broadcasts any more." if changed else "You were not receiving broadcasts."
+    return f"Usage: `{prefix_of(ctx)} optin [on|off]`"
