@@ -66,7 +66,7 @@ class FlowBridge(Adapter):
                     texts.append(reply.text)
         return reply.id
 
-    async def run_flow(self, flow: str, text: str, *, timeout: float) -> str:  # noqa: ASYNC109 -- turn limit
+    async def run_flow(self, flow: str, text: str, *, timeout: float) -> str:
         assert self._context is not None
         event = Event(id=f"{CHANNEL}:{uuid.uuid4().hex}", kind=EventKind.MESSAGE, channel=CHANNEL,
                       conversation=ConversationRef(CHANNEL, room=uuid.uuid4().hex),

@@ -70,7 +70,7 @@ async def post_request(ctx: RunContext, wait: HumanWait, *, reminder: bool = Fal
             await ctx.services.bus.send(Reply(conversation=target, text=text, meta={"wait_id": wait.id}))
         await ctx.send(f"I need an admin's approval to run `{wait.tool}`; I asked them (id {wait.short_id}).")
         return
-    lead = "Please answer Approve or Deny. " if reminder else ""
+    lead = f"{wait.requester.name or wait.requester.key}, please answer Approve or Deny. " if reminder else ""
     await ctx.send(f"{lead}**Approval needed**: may I run {what}(expires in {minutes} min)",
                    buttons=(APPROVE, DENY))
 
@@ -86,6 +86,8 @@ async def resolve_approval(ctx: RunContext, wait_id: str) -> WaitStatus | None:
     answer = ctx.answer
     if answer is None or is_wake_for(answer, wait_id) or wait.approvers != Approvers.REQUESTER:
         return None
+    if answer.sender.key != wait.requester.key:
+        return None  # in a shared room, only the person who asked may approve their request
     choice = match_choice(answer, (APPROVE, DENY))
     word = (answer.text or "").strip().strip(".!").casefold()
     if choice is None and word in _YES:

@@ -62,7 +62,7 @@ def tool_context(ctx: RunContext, node_id: str) -> ToolContext:
 
 
 async def execute(ctx: RunContext, node_id: str, calls: Sequence[PlannedCall], *,
-                  timeout: float | None = None) -> list[ToolResult]:  # noqa: ASYNC109 -- per tool call
+                  timeout: float | None = None) -> list[ToolResult]:
     """Run calls concurrently and record them all (one round trip). Never raises for a tool's failure."""
     registry = ctx.services.tools
     tctx = tool_context(ctx, node_id)

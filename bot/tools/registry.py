@@ -139,7 +139,7 @@ class ToolRegistry:
         arguments: dict[str, Any],
         ctx: ToolContext,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 -- per call, enforced inside with the tool's own
+        timeout: float | None = None,
         raw_arguments: str | None = None,
         check_role: bool = True,
     ) -> ToolResult:

@@ -28,6 +28,16 @@ class Capture:
 class ChatUser(ConsoleAdapter):
     """The console adapter, plus button presses (ACTION events) whose turn end can be awaited."""
 
+    async def say_as(self, user: str, text: str) -> str:
+        """Someone else writes in this user's conversation (a shared room)."""
+        assert self._context is not None
+        event = Event(id=f"console:{uuid.uuid4().hex}", kind=EventKind.MESSAGE, channel="console",
+                      conversation=self.conversation, sender=Sender("console", user, user), text=text,
+                      mentioned=True)
+        self._turn_done[event.id] = asyncio.Event()
+        await self._context.bus.publish(event)
+        return event.id
+
     async def press(self, value: str, label: str = "") -> str:
         assert self._context is not None
         event = Event(id=f"console:action:{uuid.uuid4().hex}", kind=EventKind.ACTION, channel="console",

@@ -13,7 +13,7 @@ from bot.tools.records import ToolCallLog
 from bot.tools.waits import HumanWaits, WaitStatus
 from tests.fakes.openai import FakeOpenAI, Text, ToolCalls
 from tests.flows.nodes import agent_tools
-from tests.flows.nodes.chat import build_app, latest_run, press, run_settles, say
+from tests.flows.nodes.chat import build_app, latest_run, press, run_settles, say, user_of
 
 FLOW = """
 name: helper
@@ -158,6 +158,18 @@ async def test_an_answer_that_is_neither_approve_nor_deny_asks_again(app: App, f
     assert (await latest_run(app)).status is RunStatus.WAITING
     assert [r.text for r in await say(app, "yes")] == ["Cache deleted."]
     assert agent_tools.DELETED == ["cache"]
+
+
+async def test_in_a_shared_room_only_the_requester_can_approve(app: App, fake_llm: FakeOpenAI) -> None:
+    fake_llm.script(ToolCalls([("delete_everything", {"target": "backups"})]), Text("Not deleted."))
+    await say(app, "delete the backups")
+    user = user_of(app)
+    before = len(user.replies)
+    assert await user.wait_turn(await user.say_as("mallory", "approve"), 30)
+    (reminder,) = user.replies[before:]
+    assert reminder.text.startswith("ada, please answer Approve or Deny.")
+    assert agent_tools.DELETED == [] and (await latest_run(app)).status is RunStatus.WAITING
+    assert [r.text for r in await say(app, "no")] == ["Not deleted."]
 
 
 async def test_an_unanswered_approval_times_out_and_the_model_is_told(app: App, fake_llm: FakeOpenAI) -> None:
