@@ -75,7 +75,7 @@ class Adapter(abc.ABC):
     async def stop(self) -> None:
         """Disconnect. Must be safe to call twice."""
 
-    async def stop_intake(self) -> None:
+    async def stop_intake(self) -> None:  # noqa: B027 - an optional hook; push-style adapters need nothing
         """Stop taking new events from the platform but keep sending replies.
 
         A graceful stop calls this first, lets the bus finish the runs in flight (whose replies
@@ -101,8 +101,9 @@ class Adapter(abc.ABC):
                     except asyncio.CancelledError:
                         raise
                     except Exception:
-                        log.exception("reply could not be delivered",
-                                      extra={"adapter": self.name, "reply_id": reply.id})
+                        log.exception(
+                            "reply could not be delivered", extra={"adapter": self.name, "reply_id": reply.id}
+                        )
                 return
             except asyncio.CancelledError:
                 raise

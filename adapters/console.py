@@ -92,7 +92,7 @@ class ConsoleAdapter(Adapter):
         if self.stream:
             before = self._shown.get(key, "")
             if text.startswith(before):
-                self.out.write(text[len(before):])
+                self.out.write(text[len(before) :])
             else:
                 self.out.write(("\n" if before else "") + text)
             if reply.partial:

@@ -27,7 +27,9 @@ class AdapterEntry:
 
 ADAPTERS: tuple[AdapterEntry, ...] = (
     AdapterEntry("web", "adapters.web", (), always_on=True),
-    AdapterEntry("slack", "adapters.slack", (("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"), ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"))),
+    AdapterEntry(
+        "slack", "adapters.slack", (("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"), ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"))
+    ),
     AdapterEntry("discord", "adapters.discord", (("DISCORD_BOT_TOKEN",),)),
     AdapterEntry("telegram", "adapters.telegram", (("TELEGRAM_BOT_TOKEN",),)),
     AdapterEntry("email", "adapters.email", (("EMAIL_IMAP_URL", "EMAIL_SMTP_URL", "EMAIL_ADDRESS"),)),
@@ -44,7 +46,7 @@ def discover(
         opts = dict(options.get(entry.name) or {})
         enabled = opts.pop("enabled", None)
         if enabled is False:
-            out.append((None, AdapterStatus(entry.name, False, "disabled in config (adapters.%s.enabled)" % entry.name)))
+            out.append((None, AdapterStatus(entry.name, False, f"disabled in config (adapters.{entry.name}.enabled)")))
             continue
         switched = entry.always_on or enabled is True or any(all(environ.get(v) for v in s) for s in entry.switches)
         if not switched:

@@ -172,8 +172,9 @@ class WebAdapter(Adapter):
 
     async def _guard(self, request: Request) -> dict[str, Any] | Response:
         if not self._authorized(request):
-            return json_error(401, "missing or wrong API key: send Authorization: Bearer <SWITCHBOARD_API_KEY>",
-                              code="unauthorized")
+            return json_error(
+                401, "missing or wrong API key: send Authorization: Bearer <SWITCHBOARD_API_KEY>", code="unauthorized"
+            )
         try:
             return await self._json_body(request)
         except RequestTooLarge as exc:
@@ -202,8 +203,11 @@ class WebAdapter(Adapter):
         except Unavailable as exc:
             return json_error(503, str(exc), code="unavailable")
         if "text/event-stream" in request.headers.get("accept", ""):
-            return StreamingResponse(self._sse_messages(event_id, turn), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return StreamingResponse(
+                self._sse_messages(event_id, turn),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
         messages: dict[str, dict[str, Any]] = {}
         status, run_id = "timeout", ""
         async for reply in self._replies(event_id, turn):
@@ -213,16 +217,23 @@ class WebAdapter(Adapter):
             key = reply.edit_of or reply.id
             if not reply.partial:
                 messages[key] = _reply_json(reply, key)
-        return JSONResponse({"event_id": event_id, "run_id": run_id, "status": status,
-                             "replies": list(messages.values())},
-                            status_code=200 if status != "timeout" else 504)
+        return JSONResponse(
+            {"event_id": event_id, "run_id": run_id, "status": status, "replies": list(messages.values())},
+            status_code=200 if status != "timeout" else 504,
+        )
 
     async def _sse_messages(self, event_id: str, turn: _Turn) -> AsyncIterator[str]:
         yield _sse("accepted", {"event_id": event_id})
         async for reply in self._replies(event_id, turn):
             if reply.kind is ReplyKind.TURN_END:
-                yield _sse("done", {"event_id": event_id, "run_id": reply.meta.get("run_id", ""),
-                                    "status": reply.meta.get("status") or "done"})
+                yield _sse(
+                    "done",
+                    {
+                        "event_id": event_id,
+                        "run_id": reply.meta.get("run_id", ""),
+                        "status": reply.meta.get("status") or "done",
+                    },
+                )
                 return
             key = reply.edit_of or reply.id
             yield _sse("partial" if reply.partial else "reply", _reply_json(reply, key))
@@ -233,10 +244,21 @@ class WebAdapter(Adapter):
             return json_error(401, "missing or wrong API key", code="unauthorized")
         assert self._context is not None
         flows = self._context.catalog()
-        return JSONResponse({"object": "list", "data": [
-            {"id": f["name"], "object": "model", "created": 0, "owned_by": "switchboard",
-             "description": f.get("description", "")} for f in flows
-        ]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": f["name"],
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": "switchboard",
+                        "description": f.get("description", ""),
+                    }
+                    for f in flows
+                ],
+            }
+        )
 
     async def _chat_completions(self, request: Request) -> Response:
         data = await self._guard(request)
@@ -246,12 +268,19 @@ class WebAdapter(Adapter):
         model = data.get("model")
         names = {f["name"] for f in self._context.catalog()}
         if not isinstance(model, str) or model not in names:
-            return _openai_error(json_error(404, f"model {model!r} is not a flow of this bot; GET /v1/models lists "
-                                                 f"them ({', '.join(sorted(names))})", code="model_not_found"))
+            return _openai_error(
+                json_error(
+                    404,
+                    f"model {model!r} is not a flow of this bot; GET /v1/models lists "
+                    f"them ({', '.join(sorted(names))})",
+                    code="model_not_found",
+                )
+            )
         messages = data.get("messages")
         if not isinstance(messages, list) or not messages or not all(_chat_message_ok(m) for m in messages):
-            return _openai_error(json_error(400, "`messages` must be a non-empty list of {role, content} objects",
-                                            code="bad_request"))
+            return _openai_error(
+                json_error(400, "`messages` must be a non-empty list of {role, content} objects", code="bad_request")
+            )
         last_user = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "user"), None)
         if last_user is None:
             return _openai_error(json_error(400, "`messages` needs at least one user message", code="bad_request"))
@@ -260,32 +289,48 @@ class WebAdapter(Adapter):
         user = data.get("user") if isinstance(data.get("user"), str) and data.get("user") else "openai-api"
         conversation = f"openai-{uuid.uuid4().hex}"  # the client's `messages` carry the history
         try:
-            event_id, turn = await self._publish(user=user[:_MAX_FIELD], conversation=conversation, text=text,
-                                                 meta={"flow": model, "history": history})
+            event_id, turn = await self._publish(
+                user=user[:_MAX_FIELD], conversation=conversation, text=text, meta={"flow": model, "history": history}
+            )
         except Unavailable as exc:
             return _openai_error(json_error(503, str(exc), code="unavailable"))
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if data.get("stream"):
-            return StreamingResponse(self._openai_stream(event_id, turn, completion_id, created, model),
-                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            return StreamingResponse(
+                self._openai_stream(event_id, turn, completion_id, created, model),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
         texts: dict[str, str] = {}
         async for reply in self._replies(event_id, turn):
             if reply.kind is ReplyKind.MESSAGE and not reply.partial:
                 texts[reply.edit_of or reply.id] = reply.text
         content = "\n\n".join(t for t in texts.values() if t)
-        return JSONResponse({
-            "id": completion_id, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        })
+        return JSONResponse(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            }
+        )
 
     async def _openai_stream(
         self, event_id: str, turn: _Turn, completion_id: str, created: int, model: str
     ) -> AsyncIterator[str]:
         def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-            body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            body = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
         yield chunk({"role": "assistant", "content": ""})
@@ -301,9 +346,9 @@ class WebAdapter(Adapter):
                 if len(order) > 1:  # separate successive messages like the plain response does
                     yield chunk({"content": "\n\n"})
             if reply.text.startswith(before):
-                piece = reply.text[len(before):]
+                piece = reply.text[len(before) :]
             else:  # the text was rewritten, not extended: send what is new after the common prefix
-                piece = reply.text[len(os.path.commonprefix([before, reply.text])):]
+                piece = reply.text[len(os.path.commonprefix([before, reply.text])) :]  # noqa: RUF071 - strings
             shown[key] = reply.text
             if piece:
                 yield chunk({"content": piece})
@@ -340,8 +385,11 @@ def _content_text(content: Any) -> str:
 
 
 def _reply_json(reply: Reply, key: str) -> dict[str, Any]:
-    return {"id": key, "text": reply.text,
-            "buttons": [{"label": b.label, "value": b.value, "style": b.style} for b in reply.buttons]}
+    return {
+        "id": key,
+        "text": reply.text,
+        "buttons": [{"label": b.label, "value": b.value, "style": b.style} for b in reply.buttons],
+    }
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
@@ -355,5 +403,7 @@ def _openai_error(response: Response) -> Response:
     kind = "invalid_request_error" if response.status_code < 500 else "server_error"
     if response.status_code == 401:
         kind = "authentication_error"
-    return JSONResponse({"error": {"message": error.get("message", ""), "type": kind, "code": error.get("code")}},
-                        status_code=response.status_code)
+    return JSONResponse(
+        {"error": {"message": error.get("message", ""), "type": kind, "code": error.get("code")}},
+        status_code=response.status_code,
+    )

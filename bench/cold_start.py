@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import temp_dir  # noqa: E402
+from bench.harness import temp_dir
 
 
 def main(runs: int) -> None:
@@ -28,8 +28,13 @@ def main(runs: int) -> None:
     times = []
     for i in range(runs + 1):
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "bot.cli", "send", "help"], env=env, capture_output=True,
-                                text=True, cwd=Path(__file__).resolve().parent.parent)
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "send", "help"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
         elapsed = time.perf_counter() - started
         if result.returncode != 0 or "Here is what I can do" not in result.stdout:
             raise SystemExit(f"switchboard send failed: {result.stderr[-2000:]}")
@@ -37,8 +42,10 @@ def main(runs: int) -> None:
             print(f"first run (creates the data folder and the database): {elapsed:.2f} s")
         else:
             times.append(elapsed)
-    print(f"`switchboard send help`, cold (embedded PostgreSQL started and stopped each time), {runs} runs: "
-          f"median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s")
+    print(
+        f"`switchboard send help`, cold (embedded PostgreSQL started and stopped each time), {runs} runs: "
+        f"median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import TimingAdapter, bench_config, peak_rss_mib, percentile, temp_dir  # noqa: E402
-from bot.app import App  # noqa: E402
+from bench.harness import TimingAdapter, bench_config, peak_rss_mib, percentile, temp_dir
+from bot.app import App
 
 FLOW = """
 name: bench
@@ -34,20 +34,28 @@ nodes:
 """
 
 
-async def main(conversations: int, delay: float) -> None:
-    fake = subprocess.Popen([sys.executable, str(Path(__file__).parent / "fake_llm_server.py"), "--delay", str(delay)],
-                            stdout=subprocess.PIPE, text=True)
+def start_fake(delay: float) -> subprocess.Popen[str]:
+    script = Path(__file__).parent / "fake_llm_server.py"
+    return subprocess.Popen([sys.executable, str(script), "--delay", str(delay)], stdout=subprocess.PIPE, text=True)
+
+
+async def main(conversations: int, delay: float, fake: subprocess.Popen[str]) -> None:
     try:
         assert fake.stdout is not None
         base_url = fake.stdout.readline().strip()
         flows = temp_dir("sb-bench-flows-")
         (flows / "bench.yaml").write_text(FLOW)
         config = bench_config(
-            flows, temp_dir("sb-bench-data-"),
+            flows,
+            temp_dir("sb-bench-data-"),
             bus={"max_concurrency": conversations + 10},
             database={"pool_max": 20},
-            llm={"default": "fake", "timeout": 30, "max_retries": 0,
-                 "models": {"fake": {"model": "openai/fake", "api_base": base_url, "api_key": "sk-bench"}}},
+            llm={
+                "default": "fake",
+                "timeout": 30,
+                "max_retries": 0,
+                "models": {"fake": {"model": "openai/fake", "api_base": base_url, "api_key": "sk-bench"}},
+            },
         )
         adapter = TimingAdapter()
         async with App(config, with_server=False, adapters=[adapter]) as app:
@@ -65,8 +73,10 @@ async def main(conversations: int, delay: float) -> None:
         fake.wait()
     print(f"{conversations} concurrent conversations, model latency {delay:g} s, streamed replies, steps persisted")
     print(f"  answered {answered}/{conversations} (failed runs: {failed}) in {wall:.2f} s wall")
-    print(f"  overhead above the model's {delay:g} s: p50 {percentile(overheads, 50):.0f} ms, "
-          f"p99 {percentile(overheads, 99):.0f} ms, max {max(overheads):.0f} ms")
+    print(
+        f"  overhead above the model's {delay:g} s: p50 {percentile(overheads, 50):.0f} ms, "
+        f"p99 {percentile(overheads, 99):.0f} ms, max {max(overheads):.0f} ms"
+    )
     print(f"  peak RSS {peak_rss_mib():.0f} MiB (includes litellm, ~185 MiB of it)")
 
 
@@ -75,4 +85,4 @@ if __name__ == "__main__":
     parser.add_argument("--conversations", type=int, default=1000)
     parser.add_argument("--delay", type=float, default=1.0)
     args = parser.parse_args()
-    asyncio.run(main(args.conversations, args.delay))
+    asyncio.run(main(args.conversations, args.delay, start_fake(args.delay)))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fakes.openai import FakeOpenAI, Text  # noqa: E402
+from tests.fakes.openai import FakeOpenAI, Text
 
 
 def main() -> None:

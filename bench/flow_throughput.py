@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import TimingAdapter, bench_config, peak_rss_mib, summary, temp_dir  # noqa: E402
-from bot.app import App  # noqa: E402
+from bench.harness import TimingAdapter, bench_config, peak_rss_mib, summary, temp_dir
+from bot.app import App
 
 FLOW = """
 name: bench
@@ -48,14 +48,20 @@ async def main(messages: int, conversations: int, concurrency: int, producers: i
         started = time.perf_counter()
         # Several producers at once, as several webhook requests or socket connections would be.
         for first in range(0, messages, producers):
-            await asyncio.gather(*(adapter.publish(f"message {i}", f"c{i % conversations}")
-                                   for i in range(first, min(first + producers, messages))))
+            await asyncio.gather(
+                *(
+                    adapter.publish(f"message {i}", f"c{i % conversations}")
+                    for i in range(first, min(first + producers, messages))
+                )
+            )
         await adapter.wait(600)
         elapsed = time.perf_counter() - started
         latencies = adapter.latencies_ms()
         assert adapter.replies == messages, f"{adapter.replies} replies for {messages} messages"
-    print(f"flow throughput: {messages} messages over {conversations} conversations, trivial 2-node flow, "
-          f"every step persisted")
+    print(
+        f"flow throughput: {messages} messages over {conversations} conversations, trivial 2-node flow, "
+        f"every step persisted"
+    )
     print(f"  {messages / elapsed:,.0f} messages/s  ({elapsed:.2f} s)")
     print(f"  latency publish -> turn end: {summary(latencies)} (all published at once: includes queueing)")
     print(f"  peak RSS {peak_rss_mib():.0f} MiB")

@@ -58,9 +58,15 @@ class TimingAdapter(Adapter):
 
     async def publish(self, text: str, conversation: str) -> None:
         assert self.context is not None
-        event = Event(id=f"bench:{uuid.uuid4().hex}", kind=EventKind.MESSAGE, channel="bench",
-                      conversation=ConversationRef("bench", conversation), sender=Sender("bench", conversation),
-                      text=text, mentioned=True)
+        event = Event(
+            id=f"bench:{uuid.uuid4().hex}",
+            kind=EventKind.MESSAGE,
+            channel="bench",
+            conversation=ConversationRef("bench", conversation),
+            sender=Sender("bench", conversation),
+            text=text,
+            mentioned=True,
+        )
         self.sent_at[event.id] = time.perf_counter()
         await self.context.bus.publish(event)
 
@@ -102,5 +108,7 @@ def peak_rss_mib() -> float:
 
 
 def summary(latencies: list[float]) -> str:
-    return (f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
-            f"mean {statistics.fmean(latencies):.1f} ms")
+    return (
+        f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
+        f"mean {statistics.fmean(latencies):.1f} ms"
+    )

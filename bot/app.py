@@ -67,12 +67,15 @@ class App:
     async def start(self) -> None:
         config = self.config
         self.store = await Store.open(
-            config.database.url, data_dir=config.data_path,
-            pool_min=config.database.pool_min, pool_max=config.database.pool_max,
+            config.database.url,
+            data_dir=config.data_path,
+            pool_min=config.database.pool_min,
+            pool_max=config.database.pool_max,
             synchronous_commit=config.database.synchronous_commit,
         )
-        self.bus = open_bus(config.bus.url, journal=self.store.journal, max_concurrency=config.bus.max_concurrency,
-                            role=str(self.role))
+        self.bus = open_bus(
+            config.bus.url, journal=self.store.journal, max_concurrency=config.bus.max_concurrency, role=str(self.role)
+        )
         commands = CommandRegistry(config.bot.command_prefix)
         commands.add_handlers(help_command)
         for module_name in COMMAND_MODULES:
@@ -81,8 +84,7 @@ class App:
                 commands.add_handlers(*getattr(module, "COMMANDS", ()))
         registry = FlowRegistry(config.flow_dirs())
         registry.load()
-        self.services = Services(store=self.store, llm=LLM(config.llm), bus=self.bus, config=config,
-                                 commands=commands)
+        self.services = Services(store=self.store, llm=LLM(config.llm), bus=self.bus, config=config, commands=commands)
         await self._attach_features(self.services)
         self.runtime = FlowRuntime(self.services, registry, commands)
         self.services.catalog.update(adapters=self.statuses, started_at=self.started_at)  # for `/sb status`
@@ -95,23 +97,34 @@ class App:
         await self.bus.start()
         if self.role in (Role.ALL, Role.GATEWAY):
             if self.with_server:
-                self.server = HttpServer(config.server.host, config.server.port,
-                                         max_body_bytes=config.server.max_message_bytes)
+                self.server = HttpServer(
+                    config.server.host, config.server.port, max_body_bytes=config.server.max_message_bytes
+                )
                 self.server.add_health_check("database", self._db_health)
             await self._start_adapters()
             if self.server is not None:
                 await self.server.start()
-        log.info("switchboard started", extra={
-            "role": str(self.role), "flows": [f.spec.name for f in registry.active()],
-            "adapters": [s.name for s in self.statuses if s.live], "bus": self.bus.url,
-            "database": "embedded" if self.store.embedded else "external",
-            "model": self.services.llm.default_model or None,
-        })
+        log.info(
+            "switchboard started",
+            extra={
+                "role": str(self.role),
+                "flows": [f.spec.name for f in registry.active()],
+                "adapters": [s.name for s in self.statuses if s.live],
+                "bus": self.bus.url,
+                "database": "embedded" if self.store.embedded else "external",
+                "model": self.services.llm.default_model or None,
+            },
+        )
 
     async def _attach_features(self, services: Services) -> None:
         """Optional features (memory, knowledge, tools, scheduler) wire themselves in here."""
-        for module_name in ("bot.memory.service", "bot.knowledge.service", "bot.tools.service",
-                            "bot.admin.service", "bot.scheduler.service"):
+        for module_name in (
+            "bot.memory.service",
+            "bot.knowledge.service",
+            "bot.tools.service",
+            "bot.admin.service",
+            "bot.scheduler.service",
+        ):
             module = _optional_module(module_name)
             attach = getattr(module, "attach", None)
             if attach is not None:
@@ -131,7 +144,9 @@ class App:
             if adapter is None:
                 continue
             context = AdapterContext(
-                bus=self.bus, server=self.server, command_prefix=self.config.bot.command_prefix,
+                bus=self.bus,
+                server=self.server,
+                command_prefix=self.config.bot.command_prefix,
                 options=dict(self.config.adapters.get(adapter.name) or {}),
                 catalog=lambda: list(services.catalog.get("flows", [])),
                 max_message_bytes=self.config.server.max_message_bytes,

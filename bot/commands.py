@@ -27,7 +27,7 @@ def parse_command(text: str, prefix: str = "/sb") -> Command | None:
     stripped = text.strip()
     if not stripped.startswith(prefix):
         return None
-    rest = stripped[len(prefix):]
+    rest = stripped[len(prefix) :]
     if rest and not (rest[0].isspace() or rest[0] == "@"):
         return None  # "/sbx" is not ours
     if rest.startswith("@"):

@@ -69,6 +69,8 @@ class ModelAlias(_Section):
     max_retries: int | None = Field(None, ge=0)
     fallbacks: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
+    # How this model is called; None: `llm.transport` (see LLMSection).
+    transport: Literal["auto", "litellm", "direct"] | None = None
 
 
 class LLMSection(_Section):
@@ -77,6 +79,9 @@ class LLMSection(_Section):
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(2, ge=0)
     models: dict[str, ModelAlias] = Field(default_factory=dict)
+    # auto: our own OpenAI-compatible HTTP client for `openai/...` models (~1 ms of CPU a call), litellm for
+    # every other provider; litellm / direct force one (docs/models.md, "Transports").
+    transport: Literal["auto", "litellm", "direct"] = "auto"
 
 
 class FlowsSection(_Section):
@@ -173,7 +178,9 @@ def config_path(explicit: str | None = None) -> Path:
 def load_config(path: Path | str | None = None) -> Config:
     file = config_path(str(path) if path else None)
     if not file.exists():
-        raise ConfigError([SourceError(str(file), None, (), "config file not found (check --config / SWITCHBOARD_CONFIG)")])
+        raise ConfigError(
+            [SourceError(str(file), None, (), "config file not found (check --config / SWITCHBOARD_CONFIG)")]
+        )
     try:
         doc = load_yaml_file(file, interpolate_env=True)
     except SourceError as exc:
@@ -201,12 +208,21 @@ def _cross_check(config: Config, doc: SourceDoc) -> list[SourceError]:
     for name, alias in config.llm.models.items():
         for index, fallback in enumerate(alias.fallbacks):
             if fallback == name:
-                problems.append(doc.error(("llm", "models", name, "fallbacks", index), "a model cannot fall back to itself"))
+                problems.append(
+                    doc.error(("llm", "models", name, "fallbacks", index), "a model cannot fall back to itself")
+                )
     if config.database.pool_max < config.database.pool_min:
-        problems.append(doc.error(("database", "pool_max"), f"expected at least pool_min ({config.database.pool_min}), found {config.database.pool_max}"))
+        problems.append(
+            doc.error(
+                ("database", "pool_max"),
+                f"expected at least pool_min ({config.database.pool_min}), found {config.database.pool_max}",
+            )
+        )
     scheme = config.bus.url.split("://", 1)[0]
     if scheme not in ("memory", "redis", "rediss"):
-        problems.append(doc.error(("bus", "url"), f"expected memory:// or redis://host:port/db, found {config.bus.url!r}"))
+        problems.append(
+            doc.error(("bus", "url"), f"expected memory:// or redis://host:port/db, found {config.bus.url!r}")
+        )
     return problems
 
 
@@ -239,7 +255,7 @@ def _expected(err: dict[str, Any]) -> str:
     msg = str(err.get("msg", "a valid value"))
     for prefix in ("Input should be ", "Value error, "):
         if msg.startswith(prefix):
-            return msg[len(prefix):]
+            return msg[len(prefix) :]
     return msg[0].lower() + msg[1:] if msg else "a valid value"
 
 

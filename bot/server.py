@@ -78,9 +78,7 @@ class HttpServer:
         import uvicorn
 
         app = self.app or self.build()
-        config = uvicorn.Config(
-            app, host=self.host, port=self.port, log_config=None, access_log=False, lifespan="off"
-        )
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_config=None, access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # the app owns signals
         self._task = asyncio.create_task(self._server.serve(), name="http-server")
@@ -116,6 +114,9 @@ class HttpServer:
                 checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             else:
                 healthy = healthy and bool(checks[name].get("ok", True))
-        body = {"status": "ok" if healthy else "degraded", "uptime_s": round(time.time() - self.started_at, 1),
-                "checks": checks}
+        body = {
+            "status": "ok" if healthy else "degraded",
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "checks": checks,
+        }
         return JSONResponse(body, status_code=200 if healthy else 503)

@@ -76,9 +76,7 @@ def interpolate(value: str, env: dict[str, str] | os._Environ[str] | None = None
     return _VAR.sub(expand, value)
 
 
-def load_yaml(
-    text: str, file: str, *, interpolate_env: bool = False, env: dict[str, str] | None = None
-) -> SourceDoc:
+def load_yaml(text: str, file: str, *, interpolate_env: bool = False, env: dict[str, str] | None = None) -> SourceDoc:
     """Parse one YAML document, keeping line numbers; errors become `SourceError`s."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)

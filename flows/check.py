@@ -40,14 +40,22 @@ def check_flow(spec: FlowSpec, nodes: dict[str, Node[Any]]) -> list[SourceError]
 
     def err(node_id: str, key: str, message: str, line: int | None = None) -> SourceError:
         node_spec = spec.node(node_id)
-        where = line or (node_spec.option_lines.get(key) if node_spec else None) or (node_spec.line if node_spec else None)
+        where = (
+            line or (node_spec.option_lines.get(key) if node_spec else None) or (node_spec.line if node_spec else None)
+        )
         return SourceError(spec.file, where, ("nodes", node_id, key) if key else ("nodes", node_id), message)
 
     for node_spec in spec.nodes:
         for target in graph[node_spec.id]:
             if target not in ids:
-                problems.append(err(node_spec.id, "next", f"points to {target!r}, which is not a node of this flow "
-                                    f"(nodes: {', '.join(sorted(ids))}; use `end` to finish)"))
+                problems.append(
+                    err(
+                        node_spec.id,
+                        "next",
+                        f"points to {target!r}, which is not a node of this flow "
+                        f"(nodes: {', '.join(sorted(ids))}; use `end` to finish)",
+                    )
+                )
     if problems:
         return problems
 
@@ -61,8 +69,9 @@ def check_flow(spec: FlowSpec, nodes: dict[str, Node[Any]]) -> list[SourceError]
         stack.extend(graph[current])
     for node_spec in spec.nodes:
         if node_spec.id not in reachable:
-            problems.append(err(node_spec.id, "", f"node {node_spec.id!r} is unreachable from the first node "
-                                f"{spec.nodes[0].id!r}"))
+            problems.append(
+                err(node_spec.id, "", f"node {node_spec.id!r} is unreachable from the first node {spec.nodes[0].id!r}")
+            )
 
     cycle = _find_cycle(graph, spec.nodes[0].id)
     if cycle:
@@ -82,8 +91,14 @@ def check_flow(spec: FlowSpec, nodes: dict[str, Node[Any]]) -> list[SourceError]
                 continue
             unknown = sorted(names - known)
             if unknown:
-                problems.append(err(node_spec.id, top_key, f"{key}: unknown name(s) {', '.join(unknown)} "
-                                    "(use a node id, or event, person, vars, flow, run, models, bot, now, human_input)"))
+                problems.append(
+                    err(
+                        node_spec.id,
+                        top_key,
+                        f"{key}: unknown name(s) {', '.join(unknown)} "
+                        "(use a node id, or event, person, vars, flow, run, models, bot, now, human_input)",
+                    )
+                )
     return problems
 
 
@@ -96,7 +111,7 @@ def _find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
         path.append(node)
         for target in graph.get(node, []):
             if state.get(target) == 1:
-                return path[path.index(target):]
+                return path[path.index(target) :]
             if target not in state:
                 found = visit(target)
                 if found:

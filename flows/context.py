@@ -145,6 +145,10 @@ class RunContext:
         """Add what the bot said to the conversation history (when the flow records history)."""
         if self.flow.history.record and text:
             await self.services.store.history.add(
-                self.event.conversation.key, "assistant", text, person_id=self.person.id,
-                event_id=self.event.id, run_id=self.run_id,
+                self.event.conversation.key,
+                "assistant",
+                text,
+                person_id=self.person.id,
+                event_id=self.event.id,
+                run_id=self.run_id,
             )

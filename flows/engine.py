@@ -71,13 +71,20 @@ class Engine:
 
     async def start(self, flow: CompiledFlow, ctx: RunContext) -> RunOutcome:
         ctx.run_id = str(uuid.uuid4())
-        new_run = NewRun(flow=flow.spec.name, event_id=ctx.event.id, conversation=ctx.event.conversation.key,
-                         person_id=ctx.person.id)
+        new_run = NewRun(
+            flow=flow.spec.name, event_id=ctx.event.id, conversation=ctx.event.conversation.key, person_id=ctx.person.id
+        )
         return await self._run(flow, ctx, flow.first, seq=0, header=new_run)
 
     async def resume(
-        self, flow: CompiledFlow, ctx: RunContext, *, next_node: str, state: dict[str, Any],
-        run_event_id: str | None, conversation: str,
+        self,
+        flow: CompiledFlow,
+        ctx: RunContext,
+        *,
+        next_node: str,
+        state: dict[str, Any],
+        run_event_id: str | None,
+        conversation: str,
     ) -> RunOutcome:
         """Continue a run from its persisted state (after a crash, or with a waited-for answer)."""
         ctx.values = dict(state.get("values", {}))
@@ -108,28 +115,43 @@ class Engine:
                 ctx.values[node.id] = result.outputs
                 if step.status is StepStatus.FAILED and node.spec.on_error is None:
                     await runs.record_step(
-                        ctx.run_id, seq, step, next_node=node_id, state=_state(ctx, seq - 1, node_id),
-                        finish=RunStatus.FAILED, error=f"{node_id}: {step.error}", header=header,
+                        ctx.run_id,
+                        seq,
+                        step,
+                        next_node=node_id,
+                        state=_state(ctx, seq - 1, node_id),
+                        finish=RunStatus.FAILED,
+                        error=f"{node_id}: {step.error}",
+                        header=header,
                     )
                     raise RunFailed(node_id, step.error, cause)
                 next_id = flow.next_of(node.spec, result)
                 if result.wait:
                     state = _state(ctx, seq, node_id)
                     state["waiting_on"] = node_id
-                    await runs.record_step(ctx.run_id, seq, step, next_node=node_id, state=state,
-                                           finish=RunStatus.WAITING, header=header)
+                    await runs.record_step(
+                        ctx.run_id, seq, step, next_node=node_id, state=state, finish=RunStatus.WAITING, header=header
+                    )
                     return RunOutcome(ctx.run_id, RunStatus.WAITING, ctx.values)
                 finish = RunStatus.SUCCEEDED if next_id is None else None
-                await runs.record_step(ctx.run_id, seq, step, next_node=next_id, state=_state(ctx, seq, next_id),
-                                       finish=finish, header=header)
+                await runs.record_step(
+                    ctx.run_id,
+                    seq,
+                    step,
+                    next_node=next_id,
+                    state=_state(ctx, seq, next_id),
+                    finish=finish,
+                    header=header,
+                )
                 ctx.answer = None  # an answer feeds only the node that waited for it
                 node_id = next_id
             return RunOutcome(ctx.run_id, RunStatus.SUCCEEDED, ctx.values)
         except RunFailed as exc:
             if isinstance(exc, RunLimitExceeded):
                 await runs.finish(ctx.run_id, RunStatus.FAILED, error=str(exc))
-            log.warning("run failed", extra={"run_id": ctx.run_id, "flow": spec.name, "node": exc.node_id,
-                                             "error": exc.message})
+            log.warning(
+                "run failed", extra={"run_id": ctx.run_id, "flow": spec.name, "node": exc.node_id, "error": exc.message}
+            )
             return RunOutcome(ctx.run_id, RunStatus.FAILED, ctx.values, exc.message, exc.node_id, exc.cause)
         except asyncio.CancelledError:
             # Shutdown mid-node: the last committed step stands; the run resumes at the next start.
@@ -161,8 +183,10 @@ class Engine:
                 return result, _step(spec, StepStatus.SUCCEEDED, started_at, t0, attempts, result), None
             if attempts >= spec.retry.max_attempts:
                 break
-            log.info("node failed, retrying", extra={"run_id": ctx.run_id, "node": spec.id, "attempt": attempts,
-                                                     "error": error})
+            log.info(
+                "node failed, retrying",
+                extra={"run_id": ctx.run_id, "node": spec.id, "attempt": attempts, "error": error},
+            )
             await asyncio.sleep(delay)
             delay *= spec.retry.backoff
 
@@ -178,7 +202,12 @@ class Engine:
 
 
 def _step(
-    spec: NodeSpec, status: StepStatus, started_at: datetime, t0: float, attempts: int, result: NodeResult,
+    spec: NodeSpec,
+    status: StepStatus,
+    started_at: datetime,
+    t0: float,
+    attempts: int,
+    result: NodeResult,
     error: str = "",
 ) -> StepRecord:
     return StepRecord(
@@ -213,4 +242,6 @@ def _json_safe(value: Any) -> Any:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text if text and type(exc).__name__ in text else f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return (
+        text if text and type(exc).__name__ in text else f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    )

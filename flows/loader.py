@@ -102,7 +102,9 @@ def parse_flow(doc: SourceDoc) -> FlowSpec:
         if node is None:
             continue
         if node.id in seen:
-            problems.append(doc.error(("nodes", index, "id"), f"duplicate node id {node.id!r} (first on line {seen[node.id]})"))
+            problems.append(
+                doc.error(("nodes", index, "id"), f"duplicate node id {node.id!r} (first on line {seen[node.id]})")
+            )
             continue
         seen[node.id] = node.line or 0
         nodes.append(node)
@@ -136,8 +138,11 @@ def _node(raw: Any, path: tuple[Any, ...], doc: SourceDoc, problems: list[Source
     ok = True
     if not isinstance(node_id, str) or not valid_node_id(node_id):
         problems.append(
-            doc.error((*path, "id"), f"node id {node_id!r} must be an identifier (letters, digits, _) and not a "
-                      "reserved name (event, person, vars, flow, run, models, bot, catalog, now, end, human_input)")
+            doc.error(
+                (*path, "id"),
+                f"node id {node_id!r} must be an identifier (letters, digits, _) and not a "
+                "reserved name (event, person, vars, flow, run, models, bot, catalog, now, end, human_input)",
+            )
         )
         ok = False
     if not isinstance(kind, str):
@@ -172,9 +177,7 @@ def _node(raw: Any, path: tuple[Any, ...], doc: SourceDoc, problems: list[Source
     )
 
 
-def _model(
-    model: type[BaseModel], raw: Any, path: tuple[Any, ...], doc: SourceDoc, problems: list[SourceError]
-) -> Any:
+def _model(model: type[BaseModel], raw: Any, path: tuple[Any, ...], doc: SourceDoc, problems: list[SourceError]) -> Any:
     if model is OnError and raw == "fail":
         return None
     try:

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 END = "end"  # `next: end` finishes the run
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RESERVED_IDS = frozenset({"event", "person", "vars", "flow", "run", "models", "bot", "catalog", "now", END, "human_input"})
+RESERVED_IDS = frozenset(
+    {"event", "person", "vars", "flow", "run", "models", "bot", "catalog", "now", END, "human_input"}
+)
 
 
 class _Strict(BaseModel):
@@ -79,10 +81,19 @@ class Trigger(_Strict):
 
     @model_validator(mode="after")
     def _says_something(self) -> Trigger:
-        if not (self.default or self.command or self.regex or self.keywords or self.mention or self.channels
-                or self.kinds or self.schedule):
-            raise ValueError("a trigger needs at least one of default, command, regex, keywords, mention, channels,"
-                             " schedule")
+        if not (
+            self.default
+            or self.command
+            or self.regex
+            or self.keywords
+            or self.mention
+            or self.channels
+            or self.kinds
+            or self.schedule
+        ):
+            raise ValueError(
+                "a trigger needs at least one of default, command, regex, keywords, mention, channels, schedule"
+            )
         if self.schedule is not None and self.kinds is None:
             self.kinds = ["schedule"]  # a timer trigger never claims chat messages
         return self

@@ -41,8 +41,14 @@ def compile_flow(spec: FlowSpec) -> CompiledFlow:
         info = NODE_KINDS.get(node_spec.kind)
         if info is None:
             known = ", ".join(sorted(NODE_KINDS))
-            problems.append(SourceError(spec.file, node_spec.line, ("nodes", node_spec.id, "kind"),
-                                        f"unknown node kind {node_spec.kind!r} (known kinds: {known})"))
+            problems.append(
+                SourceError(
+                    spec.file,
+                    node_spec.line,
+                    ("nodes", node_spec.id, "kind"),
+                    f"unknown node kind {node_spec.kind!r} (known kinds: {known})",
+                )
+            )
             continue
         try:
             options = info.options.model_validate(node_spec.options)
@@ -82,8 +88,9 @@ def load_flows(dirs: Iterable[Path]) -> LoadReport:
         name = compiled.spec.name
         if name in report.flows:
             other = report.flows[name].spec.file
-            report.problems.append(SourceError(str(file), compiled.spec.line, ("name",),
-                                               f"flow name {name!r} is already used by {other}"))
+            report.problems.append(
+                SourceError(str(file), compiled.spec.line, ("name",), f"flow name {name!r} is already used by {other}")
+            )
             continue
         report.flows[name] = compiled
     return report

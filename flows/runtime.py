@@ -47,8 +47,10 @@ class FlowRuntime:
                 {"name": f.spec.name, "description": f.spec.description, "example": f.spec.example}
                 for f in self.registry.active()
             ],
-            commands=[{"name": c.name, "usage": c.usage, "summary": c.summary, "role": str(c.min_role)}
-                      for c in self.commands.visible_to(Role.OWNER)],
+            commands=[
+                {"name": c.name, "usage": c.usage, "summary": c.summary, "role": str(c.min_role)}
+                for c in self.commands.visible_to(Role.OWNER)
+            ],
         )
 
     def is_owner(self, event: Event) -> bool:
@@ -62,8 +64,11 @@ class FlowRuntime:
         # One round trip: who sent it, whether this event already started a run (a redelivery),
         # and whether a run in this conversation waits for the person's answer.
         triage = await store.runs.triage(
-            event_id=event.id, conversation=event.conversation.key, channel=event.sender.channel,
-            user_id=event.sender.id, check_waiting=event.kind in (EventKind.MESSAGE, EventKind.ACTION),
+            event_id=event.id,
+            conversation=event.conversation.key,
+            channel=event.sender.channel,
+            user_id=event.sender.id,
+            check_waiting=event.kind in (EventKind.MESSAGE, EventKind.ACTION),
         )
         if triage.person is None or (owner and triage.person[2] != Role.OWNER):
             person = await store.people.resolve(event.sender, owner=owner)
@@ -92,20 +97,31 @@ class FlowRuntime:
                 return
             outcome = await self.run_flow(flow, event, person)
         finally:
-            await self.services.bus.send(Reply.turn_end(
-                event, run_id=outcome.run_id if outcome else "", status=str(outcome.status) if outcome else "",
-            ))
-            log.info("event handled", extra={
-                "event_id": event.id, "channel": event.channel, "kind": str(event.kind), "person": person.id,
-                "run_id": outcome.run_id if outcome else None,
-                "status": str(outcome.status) if outcome else None,
-                "ms": round((time.perf_counter() - t0) * 1000, 2),
-            })
+            await self.services.bus.send(
+                Reply.turn_end(
+                    event,
+                    run_id=outcome.run_id if outcome else "",
+                    status=str(outcome.status) if outcome else "",
+                )
+            )
+            log.info(
+                "event handled",
+                extra={
+                    "event_id": event.id,
+                    "channel": event.channel,
+                    "kind": str(event.kind),
+                    "person": person.id,
+                    "run_id": outcome.run_id if outcome else None,
+                    "status": str(outcome.status) if outcome else None,
+                    "ms": round((time.perf_counter() - t0) * 1000, 2),
+                },
+            )
 
     async def run_flow(self, flow: CompiledFlow, event: Event, person: Person) -> RunOutcome:
         if flow.spec.history.record and event.text and event.kind in (EventKind.MESSAGE, EventKind.COMMAND):
-            await self.services.store.history.add(event.conversation.key, "user", event.text,
-                                                  person_id=person.id, event_id=event.id)
+            await self.services.store.history.add(
+                event.conversation.key, "user", event.text, person_id=person.id, event_id=event.id
+            )
         ctx = RunContext(run_id="", flow=flow.spec, event=event, person=person, services=self.services)
         self.runs_in_flight += 1
         try:
@@ -118,18 +134,26 @@ class FlowRuntime:
     async def _resume(self, run: RunRecord, event: Event, person: Person, *, answer: Event | None) -> RunOutcome:
         flow = self.registry.get(run.flow)
         if flow is None:
-            await self.services.store.runs.finish(run.id, RunStatus.CANCELLED,
-                                                  error=f"flow {run.flow!r} is no longer loaded")
+            await self.services.store.runs.finish(
+                run.id, RunStatus.CANCELLED, error=f"flow {run.flow!r} is no longer loaded"
+            )
             return RunOutcome(run.id, RunStatus.CANCELLED, {}, f"flow {run.flow!r} is no longer loaded")
         origin = event
         if answer is not None and run.event_id and run.event_id != event.id:
             origin = await self._original_event(run) or event
-        ctx = RunContext(run_id=run.id, flow=flow.spec, event=origin, person=person, services=self.services,
-                         answer=answer)
+        ctx = RunContext(
+            run_id=run.id, flow=flow.spec, event=origin, person=person, services=self.services, answer=answer
+        )
         self.runs_in_flight += 1
         try:
-            outcome = await self.engine.resume(flow, ctx, next_node=run.next_node or flow.first, state=run.state,
-                                               run_event_id=run.event_id, conversation=run.conversation)
+            outcome = await self.engine.resume(
+                flow,
+                ctx,
+                next_node=run.next_node or flow.first,
+                state=run.state,
+                run_event_id=run.event_id,
+                conversation=run.conversation,
+            )
         finally:
             self.runs_in_flight -= 1
         await self._after(outcome, ctx)
@@ -139,8 +163,10 @@ class FlowRuntime:
         if run.status in (RunStatus.RUNNING, RunStatus.INTERRUPTED) and run.next_node:
             log.info("resuming an interrupted run", extra={"run_id": run.id, "node": run.next_node})
             return await self._resume(run, event, person, answer=None)
-        log.info("dropped a redelivered event whose run already ended",
-                 extra={"event_id": event.id, "run_id": run.id, "status": str(run.status)})
+        log.info(
+            "dropped a redelivered event whose run already ended",
+            extra={"event_id": event.id, "run_id": run.id, "status": str(run.status)},
+        )
         return RunOutcome(run.id, run.status, run.state.get("values", {}))
 
     async def _original_event(self, run: RunRecord) -> Event | None:
@@ -180,8 +206,14 @@ class FlowRuntime:
         async def reply(text: str) -> None:
             await self._say(event, text)
 
-        ctx = CommandContext(event=event, person=person, args=event.command.args, text=event.command.text,
-                             reply=reply, services={"runtime": self, "services": self.services})
+        ctx = CommandContext(
+            event=event,
+            person=person,
+            args=event.command.args,
+            text=event.command.text,
+            reply=reply,
+            services={"runtime": self, "services": self.services},
+        )
         try:
             answer = await spec.handler(ctx)
         except Exception as exc:

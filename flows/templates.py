@@ -23,7 +23,9 @@ def _tojson(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-_env = ImmutableSandboxedEnvironment(autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+_env = ImmutableSandboxedEnvironment(
+    autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False
+)
 _env.filters["tojson"] = _tojson
 
 

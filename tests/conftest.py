@@ -30,9 +30,7 @@ for _var in ("SWITCHBOARD_MODEL", "SWITCHBOARD_CONFIG", "DATABASE_URL", "REDIS_U
     os.environ.pop(_var, None)
 
 # Adapter conformance harnesses (tests/adapters/harness_<name>.py) are fixture plugins.
-pytest_plugins = sorted(
-    f"tests.adapters.{p.stem}" for p in (Path(__file__).parent / "adapters").glob("harness_*.py")
-)
+pytest_plugins = sorted(f"tests.adapters.{p.stem}" for p in (Path(__file__).parent / "adapters").glob("harness_*.py"))
 
 _TEMPLATE = "switchboard_template"
 _counter = itertools.count()

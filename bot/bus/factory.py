@@ -9,9 +9,7 @@ class UnsupportedBusURL(ValueError):
     pass
 
 
-def open_bus(
-    url: str, *, journal: EventJournal | None = None, max_concurrency: int = 256, role: str = "all"
-) -> Bus:
+def open_bus(url: str, *, journal: EventJournal | None = None, max_concurrency: int = 256, role: str = "all") -> Bus:
     """`memory://` for one process, `redis://host:port/db` for Redis Streams.
 
     `role` (all, gateway, worker) labels the process in the Redis bus's worker registry.
@@ -29,6 +27,4 @@ def open_bus(
         bus = RedisBus(url, journal=journal, max_concurrency=max_concurrency)
         bus.role = role
         return bus
-    raise UnsupportedBusURL(
-        f"bus URL {url!r}: unknown scheme {scheme!r}; use memory:// or redis://host:6379/0"
-    )
+    raise UnsupportedBusURL(f"bus URL {url!r}: unknown scheme {scheme!r}; use memory:// or redis://host:6379/0")

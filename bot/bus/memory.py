@@ -165,9 +165,7 @@ class MemoryBus(Bus):
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 self._stats.failed += 1
-                log.exception(
-                    "event handler failed", extra={"event_id": event.id, "attempt": attempt}
-                )
+                log.exception("event handler failed", extra={"event_id": event.id, "attempt": attempt})
                 if attempt < self._max_attempts:
                     await asyncio.sleep(self._retry_delay * attempt)
                 continue

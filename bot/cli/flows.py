@@ -49,9 +49,13 @@ def _list(args: argparse.Namespace) -> int:
 
     report = load_flows(_dirs(args))
     for flow in report.flows.values():
-        triggers = "; ".join(
-            ", ".join(f"{k}={v}" for k, v in t.model_dump(exclude_defaults=True).items()) for t in flow.spec.triggers
-        ) or "(no triggers: reached by name only)"
+        triggers = (
+            "; ".join(
+                ", ".join(f"{k}={v}" for k, v in t.model_dump(exclude_defaults=True).items())
+                for t in flow.spec.triggers
+            )
+            or "(no triggers: reached by name only)"
+        )
         print(f"{flow.spec.name:<16} {len(flow.spec.nodes)} node(s)  {triggers}")
         if flow.spec.description:
             print(f"{'':<16} {flow.spec.description}")

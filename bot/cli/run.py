@@ -11,9 +11,13 @@ from typing import Any
 
 def register(sub: Any) -> None:
     run = sub.add_parser("run", help="run the bot (adapters, flows, HTTP server)")
-    run.add_argument("--role", choices=["all", "gateway", "worker"], default="all",
-                     help="all (default): everything in one process; gateway: adapters and HTTP only; "
-                          "worker: flow execution only (needs a redis:// bus)")
+    run.add_argument(
+        "--role",
+        choices=["all", "gateway", "worker"],
+        default="all",
+        help="all (default): everything in one process; gateway: adapters and HTTP only; "
+        "worker: flow execution only (needs a redis:// bus)",
+    )
     run.set_defaults(handler=_run)
 
 
@@ -54,7 +58,9 @@ def _report(app: Any) -> None:
     if app.server is not None:
         lines.append(f"Switchboard is running: open {app.server.url}/ to chat, API at {app.server.url}/api/v1/messages")
     store = "embedded PostgreSQL in " + str(app.config.data_path / "postgres") if app.store.embedded else "DATABASE_URL"
-    lines.append(f"  database: {store}; bus: {app.bus.url}; model: {app.services.llm.default_model or 'none configured'}")
+    lines.append(
+        f"  database: {store}; bus: {app.bus.url}; model: {app.services.llm.default_model or 'none configured'}"
+    )
     for status in app.statuses:
         lines.append(f"  {'✓' if status.live else '·'} {status.name}: {status.detail}")
     flows = ", ".join(f.spec.name for f in app.runtime.registry.active())

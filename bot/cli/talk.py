@@ -55,8 +55,10 @@ async def _chat_async(config: Any, args: argparse.Namespace) -> int:
     console = ConsoleAdapter(user=args.user, stream=True)
     loop = asyncio.get_running_loop()
     async with App(config, with_server=False, adapters=[console]):
-        print(f"Talking to {config.bot.name} as {args.user}. Type '{config.bot.command_prefix} help' for commands, "
-              "Ctrl-D to leave.")
+        print(
+            f"Talking to {config.bot.name} as {args.user}. Type '{config.bot.command_prefix} help' for commands, "
+            "Ctrl-D to leave."
+        )
         while True:
             try:
                 line = await loop.run_in_executor(None, _prompt)

@@ -93,8 +93,9 @@ class PostgresEventJournal(EventJournal):
             batch, self._completions = self._completions[:_MAX_BATCH], self._completions[_MAX_BATCH:]
             try:
                 async with self._pool.connection() as conn:
-                    await conn.execute(_COMPLETE_BATCH, ([b[0] for b in batch], [b[1] for b in batch],
-                                                         [b[2] for b in batch]))
+                    await conn.execute(
+                        _COMPLETE_BATCH, ([b[0] for b in batch], [b[1] for b in batch], [b[2] for b in batch])
+                    )
             except Exception as exc:
                 for *_, future in batch:
                     if not future.done():

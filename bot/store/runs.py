@@ -129,14 +129,39 @@ def _run_from_text(values: list[str | None]) -> RunRecord:
     import json
     from datetime import datetime as dt
 
-    (rid, flow, event_id, conversation, person_id, status, next_node, state, steps, tokens_in, tokens_out, cost,
-     error, started_at, finished_at) = values
+    (
+        rid,
+        flow,
+        event_id,
+        conversation,
+        person_id,
+        status,
+        next_node,
+        state,
+        steps,
+        tokens_in,
+        tokens_out,
+        cost,
+        error,
+        started_at,
+        finished_at,
+    ) = values
     return RunRecord(
-        id=str(rid), flow=str(flow), event_id=event_id, conversation=str(conversation),
-        person_id=int(person_id) if person_id else None, status=RunStatus(status), next_node=next_node,
-        state=json.loads(state) if state else {}, steps=int(steps or 0), tokens_in=int(tokens_in or 0),
-        tokens_out=int(tokens_out or 0), cost=float(cost or 0), error=error,
-        started_at=dt.fromisoformat(str(started_at)), finished_at=dt.fromisoformat(finished_at) if finished_at else None,
+        id=str(rid),
+        flow=str(flow),
+        event_id=event_id,
+        conversation=str(conversation),
+        person_id=int(person_id) if person_id else None,
+        status=RunStatus(status),
+        next_node=next_node,
+        state=json.loads(state) if state else {},
+        steps=int(steps or 0),
+        tokens_in=int(tokens_in or 0),
+        tokens_out=int(tokens_out or 0),
+        cost=float(cost or 0),
+        error=error,
+        started_at=dt.fromisoformat(str(started_at)),
+        finished_at=dt.fromisoformat(finished_at) if finished_at else None,
     )
 
 
@@ -207,13 +232,28 @@ class RunStore:
             await conn.execute(
                 _RECORD_STEP,
                 {
-                    "run_id": run_id, "seq": seq, "node_id": step.node_id, "kind": step.kind,
-                    "step_status": str(step.status), "attempts": step.attempts, "inputs": Jsonb(step.inputs),
-                    "outputs": Jsonb(step.outputs), "step_error": step.error, "started_at": step.started_at,
-                    "duration_ms": step.duration_ms, "tokens_in": step.tokens_in, "tokens_out": step.tokens_out,
-                    "cost": step.cost, "flow": header.flow, "event_id": header.event_id,
-                    "conversation": header.conversation, "person_id": header.person_id, "status": status,
-                    "next_node": next_node, "state": Jsonb(state), "error": error,
+                    "run_id": run_id,
+                    "seq": seq,
+                    "node_id": step.node_id,
+                    "kind": step.kind,
+                    "step_status": str(step.status),
+                    "attempts": step.attempts,
+                    "inputs": Jsonb(step.inputs),
+                    "outputs": Jsonb(step.outputs),
+                    "step_error": step.error,
+                    "started_at": step.started_at,
+                    "duration_ms": step.duration_ms,
+                    "tokens_in": step.tokens_in,
+                    "tokens_out": step.tokens_out,
+                    "cost": step.cost,
+                    "flow": header.flow,
+                    "event_id": header.event_id,
+                    "conversation": header.conversation,
+                    "person_id": header.person_id,
+                    "status": status,
+                    "next_node": next_node,
+                    "state": Jsonb(state),
+                    "error": error,
                     "finished": finish is not None and finish not in _OPEN,
                 },
             )
@@ -256,11 +296,19 @@ class RunStore:
             ).fetchone()
             return _run(row) if row else None
 
-    async def triage(self, *, event_id: str, conversation: str, channel: str, user_id: str,
-                     check_waiting: bool = True) -> Triage:
+    async def triage(
+        self, *, event_id: str, conversation: str, channel: str, user_id: str, check_waiting: bool = True
+    ) -> Triage:
         async with self._pool.connection() as conn:
-            cur = await conn.execute(_TRIAGE, {"channel": channel, "user": user_id, "event": event_id,
-                                              "conversation": conversation if check_waiting else None})
+            cur = await conn.execute(
+                _TRIAGE,
+                {
+                    "channel": channel,
+                    "user": user_id,
+                    "event": event_id,
+                    "conversation": conversation if check_waiting else None,
+                },
+            )
             row = await cur.fetchone()
         assert row is not None
         person = (int(row[0][0]), row[0][1], row[0][2]) if row[0] else None

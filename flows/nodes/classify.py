@@ -1,12 +1,12 @@
 """`classify`: the model picks one of several classes; the run follows that class's branch.
 
-    - id: intent
-      kind: classify
-      input: "{{ event.text }}"
-      classes:
-        - {name: billing, description: "invoices, refunds, payment problems", next: billing}
-        - {name: bug, description: "something is broken", next: triage}
-      else: chat          # when the answer matches no class
+- id: intent
+  kind: classify
+  input: "{{ event.text }}"
+  classes:
+    - {name: billing, description: "invoices, refunds, payment problems", next: billing}
+    - {name: bug, description: "something is broken", next: triage}
+  else: chat          # when the answer matches no class
 """
 
 from __future__ import annotations

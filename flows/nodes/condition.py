@@ -1,13 +1,13 @@
 """`condition`: if / elif / else over Jinja expressions; the first true branch wins.
 
-    - id: route
-      kind: condition
-      branches:
-        - if: "not models.configured"
-          next: explain_setup
-        - if: "'deploy' in event.text"
-          next: deploy
-      else: chat
+- id: route
+  kind: condition
+  branches:
+    - if: "not models.configured"
+      next: explain_setup
+    - if: "'deploy' in event.text"
+      next: deploy
+  else: chat
 """
 
 from __future__ import annotations

@@ -76,8 +76,13 @@ class HttpNode(Node[HttpOptions]):
                 parsed = json.loads(text)
             except ValueError:
                 parsed = None
-        outputs = {"status": response.status_code, "ok": response.is_success, "text": text, "json": parsed,
-                   "headers": dict(response.headers)}
+        outputs = {
+            "status": response.status_code,
+            "ok": response.is_success,
+            "text": text,
+            "json": parsed,
+            "headers": dict(response.headers),
+        }
         if o.fail_on_status and not response.is_success:
             raise HttpStatusError(f"{o.method} {url} answered {response.status_code}: {text[:200]}")
         return NodeResult(outputs=outputs, inputs={"method": o.method, "url": url})

@@ -33,8 +33,9 @@ class LLMOptions(NodeOptions):
 @node_kind(NodeKind.LLM, options=LLMOptions, summary="Call a language model")
 class LLMNode(Node[LLMOptions]):
     async def run(self, ctx: RunContext) -> NodeResult:
-        messages = await build_messages(ctx, self.options.system, self.options.prompt, self.options.history,
-                                        self.options.memory)
+        messages = await build_messages(
+            ctx, self.options.system, self.options.prompt, self.options.history, self.options.memory
+        )
         streamer = ReplyStreamer(ctx) if self.options.reply else None
         completion = await ctx.services.llm.complete(
             messages,
@@ -80,7 +81,7 @@ async def build_messages(
     client_history = ctx.event.meta.get("history")
     if isinstance(client_history, list):
         # The client sent the transcript (OpenAI-compatible API): it is the source of truth.
-        messages.extend(m for m in client_history[-turns * 2 or None:] if turns and _valid_turn(m))
+        messages.extend(m for m in client_history[-turns * 2 or None :] if turns and _valid_turn(m))
     elif turns:
         for turn in await ctx.services.store.history.recent(
             ctx.event.conversation.key, turns * 2, before_event=ctx.event.id
@@ -91,8 +92,10 @@ async def build_messages(
 
 
 def _valid_turn(message: Any) -> bool:
-    return isinstance(message, dict) and message.get("role") in ("user", "assistant", "system") and isinstance(
-        message.get("content"), str
+    return (
+        isinstance(message, dict)
+        and message.get("role") in ("user", "assistant", "system")
+        and isinstance(message.get("content"), str)
     )
 
 

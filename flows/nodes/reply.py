@@ -28,8 +28,9 @@ class ReplyNode(Node[ReplyOptions]):
         buttons = tuple(
             Button(ctx.render(b.label), ctx.render(b.value or b.label), b.style) for b in self.options.buttons
         )
-        reply = await ctx.send(text, buttons=buttons, in_thread=self.options.in_thread,
-                               ephemeral=self.options.ephemeral)
+        reply = await ctx.send(
+            text, buttons=buttons, in_thread=self.options.in_thread, ephemeral=self.options.ephemeral
+        )
         await ctx.record_assistant_text(text)
         return NodeResult(outputs={"text": text, "reply_id": reply.id})
 

@@ -23,8 +23,12 @@ async def fake_llm() -> AsyncIterator[FakeOpenAI]:
 
 @pytest.fixture(scope="module")
 async def app(database_url: str, tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeOpenAI) -> AsyncIterator[App]:
-    config = make_config(database_url, tmp_path_factory.mktemp("data"), llm_base_url=fake_llm.base_url,
-                         server={"max_message_bytes": 4096})
+    config = make_config(
+        database_url,
+        tmp_path_factory.mktemp("data"),
+        llm_base_url=fake_llm.base_url,
+        server={"max_message_bytes": 4096},
+    )
     application = App(config)
     await application.start()
     yield application
@@ -92,8 +96,12 @@ async def test_the_message_api_returns_the_replies_as_json(http: httpx.AsyncClie
 async def test_the_message_api_streams_server_sent_events(http: httpx.AsyncClient, fake_llm: FakeOpenAI) -> None:
     fake_llm.script(Text("streamed answer with several words in it"))
     events = []
-    async with http.stream("POST", "/api/v1/messages", headers={"Accept": "text/event-stream"},
-                           json={"user": "grace", "conversation": "c2", "text": "stream please"}) as response:
+    async with http.stream(
+        "POST",
+        "/api/v1/messages",
+        headers={"Accept": "text/event-stream"},
+        json={"user": "grace", "conversation": "c2", "text": "stream please"},
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         async for line in response.aiter_lines():
             if line.startswith("event: "):

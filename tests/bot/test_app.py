@@ -45,10 +45,13 @@ async def slow_api() -> AsyncIterator[str]:
         return JSONResponse({"waited": 1.5})
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/slow", slow)]), host="127.0.0.1", port=port,
-                                           log_config=None, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[Route("/slow", slow)]), host="127.0.0.1", port=port, log_config=None, lifespan="off"
+        )
+    )
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no start-up event
         await asyncio.sleep(0.01)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
@@ -60,8 +63,7 @@ async def test_a_run_interrupted_by_a_stop_resumes_at_the_next_start(
 ) -> None:
     flows = tmp_path_factory.mktemp("flows")
     (flows / "slow.yaml").write_text(FLOW.replace("{{ vars_base }}", slow_api))
-    config = make_config(database_url, tmp_path_factory.mktemp("data"), flow_dirs=[flows],
-                         bus={"drain_timeout": 0.2})
+    config = make_config(database_url, tmp_path_factory.mktemp("data"), flow_dirs=[flows], bus={"drain_timeout": 0.2})
 
     first = ConsoleAdapter(user="ops", out=_Null(), stream=False)  # type: ignore[arg-type]
     app = App(config, with_server=False, adapters=[first])
@@ -90,8 +92,7 @@ async def test_events_queued_behind_a_busy_conversation_survive_a_stop(
 ) -> None:
     flows = tmp_path_factory.mktemp("flows")
     (flows / "slow.yaml").write_text(FLOW.replace("{{ vars_base }}", slow_api))
-    config = make_config(database_url, tmp_path_factory.mktemp("data"), flow_dirs=[flows],
-                         bus={"drain_timeout": 0.2})
+    config = make_config(database_url, tmp_path_factory.mktemp("data"), flow_dirs=[flows], bus={"drain_timeout": 0.2})
     console = ConsoleAdapter(user="queue", out=_Null(), stream=False)  # type: ignore[arg-type]
     app = App(config, with_server=False, adapters=[console])
     await app.start()

@@ -28,8 +28,9 @@ def bus_url(redis_url: str) -> str:
 async def test_a_gateway_and_a_worker_answer_together(
     database_url: str, tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeOpenAI, bus_url: str
 ) -> None:
-    config = make_config(database_url, tmp_path_factory.mktemp("data"), llm_base_url=fake_llm.base_url,
-                         bus={"url": bus_url})
+    config = make_config(
+        database_url, tmp_path_factory.mktemp("data"), llm_base_url=fake_llm.base_url, bus={"url": bus_url}
+    )
     gateway = App(config, role=Role.GATEWAY)
     worker = App(config, role=Role.WORKER, with_server=False)
     await worker.start()

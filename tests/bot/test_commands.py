@@ -13,10 +13,13 @@ from bot.store.people import Role
     [
         ("/sb help", Command("help", (), "")),
         ("  /sb   Remind me in 2h  ", Command("remind", ("me", "in", "2h"), "me in 2h")),
-        ('/sb schedule "0 9 * * 1-5" standup', Command("schedule", ("0 9 * * 1-5", "standup"), '"0 9 * * 1-5" standup')),
+        (
+            '/sb schedule "0 9 * * 1-5" standup',
+            Command("schedule", ("0 9 * * 1-5", "standup"), '"0 9 * * 1-5" standup'),
+        ),
         ("/sb", Command("help")),
         ("/sb@SwitchboardBot status", Command("status", (), "")),
-        ("/sb say \"unbalanced", Command("say", ('"unbalanced',), '"unbalanced')),
+        ('/sb say "unbalanced', Command("say", ('"unbalanced',), '"unbalanced')),
     ],
 )
 def test_prefixed_text_is_a_command(text: str, expected: Command) -> None:

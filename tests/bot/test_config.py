@@ -45,7 +45,9 @@ def test_a_wrong_type_names_file_line_key_expected_and_found(tmp_path: Path) -> 
 def test_unknown_keys_are_refused_with_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, "server:\n  prot: 1\n"))
-    assert "server.prot: unknown key 'prot' (known keys: host, max_message_bytes, port, reply_timeout)" in str(info.value)
+    assert "server.prot: unknown key 'prot' (known keys: host, max_message_bytes, port, reply_timeout)" in str(
+        info.value
+    )
 
 
 def test_invalid_yaml_and_a_missing_file(tmp_path: Path) -> None:

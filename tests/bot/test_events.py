@@ -6,10 +6,19 @@ from bot.events import Attachment, Button, Command, ConversationRef, Event, Even
 
 
 def test_an_event_round_trips() -> None:
-    event = Event(id="slack:E1", kind=EventKind.COMMAND, channel="slack",
-                  conversation=ConversationRef("slack", "C1", "T1", "171.2"), sender=Sender("slack", "U1", "Ada"),
-                  text="/sb help", attachments=(Attachment("a.png", "image/png", "https://x", 3),),
-                  command=Command("help", ("x",), "x"), mentioned=True, meta={"k": 1}, raw={"type": "message"})
+    event = Event(
+        id="slack:E1",
+        kind=EventKind.COMMAND,
+        channel="slack",
+        conversation=ConversationRef("slack", "C1", "T1", "171.2"),
+        sender=Sender("slack", "U1", "Ada"),
+        text="/sb help",
+        attachments=(Attachment("a.png", "image/png", "https://x", 3),),
+        command=Command("help", ("x",), "x"),
+        mentioned=True,
+        meta={"k": 1},
+        raw={"type": "message"},
+    )
     again = Event.from_dict(event.to_dict())
     assert again == event
     assert again.conversation.key == "slack:T1:C1:171.2"
@@ -25,6 +34,12 @@ def test_a_reply_round_trips_and_turn_end_points_at_its_event() -> None:
 
 
 def test_a_raw_payload_that_is_not_json_is_dropped_when_serialised() -> None:
-    event = Event(id="x:1", kind=EventKind.MESSAGE, channel="x", conversation=ConversationRef("x", "r"),
-                  sender=Sender("x", "u"), raw=object())
+    event = Event(
+        id="x:1",
+        kind=EventKind.MESSAGE,
+        channel="x",
+        conversation=ConversationRef("x", "r"),
+        sender=Sender("x", "u"),
+        raw=object(),
+    )
     assert event.to_dict()["raw"] is None

@@ -14,8 +14,9 @@ def test_secret_values_and_url_passwords_are_redacted(monkeypatch) -> None:  # t
     stream = io.StringIO()
     configure_logging("INFO", "json", stream)
     try:
-        logging.getLogger("t").info("calling with sk-live-supersecretvalue",
-                                    extra={"url": "postgresql://app:hunter22@db:5432/x"})
+        logging.getLogger("t").info(
+            "calling with sk-live-supersecretvalue", extra={"url": "postgresql://app:hunter22@db:5432/x"}
+        )
         line = json.loads(stream.getvalue().strip())
     finally:
         configure_logging("WARNING", "text")

@@ -116,7 +116,7 @@ async def api() -> AsyncIterator[str]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no start-up event
         await asyncio.sleep(0.01)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
@@ -200,9 +200,12 @@ async def test_the_http_node_refuses_hosts_outside_its_allow_list(tmp_path: Path
     from flows.loader import load_flow_text
     from flows.registry import compile_flow
 
-    flow = compile_flow(load_flow_text(
-        "name: x\nnodes:\n  - id: a\n    kind: http\n    url: http://example.com/\n    allow_hosts: [api.internal]\n"
-    ))
+    flow = compile_flow(
+        load_flow_text(
+            "name: x\nnodes:\n  - id: a\n    kind: http\n    url: http://example.com/\n"
+            "    allow_hosts: [api.internal]\n"
+        )
+    )
     with pytest.raises(PermissionError, match="not in this node's allow_hosts"):
         await flow.nodes["a"].run(_ScopeOnly())  # type: ignore[arg-type]
     assert httpx  # the shared client is httpx

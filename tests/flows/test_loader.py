@@ -63,8 +63,8 @@ def test_a_cycle_without_a_loop_node_is_reported() -> None:
 def test_bad_templates_and_unknown_names_are_reported_at_the_option_line() -> None:
     text = (
         "name: x\nnodes:\n"
-        "  - id: a\n    kind: reply\n    text: \"{{ event.text\"\n"
-        "  - id: b\n    kind: reply\n    text: \"{{ typo_node.text }}\"\n"
+        '  - id: a\n    kind: reply\n    text: "{{ event.text"\n'
+        '  - id: b\n    kind: reply\n    text: "{{ typo_node.text }}"\n'
     )
     found = problems(text)
     assert any(p.startswith("f.yaml:5:") and "template error" in p for p in found)

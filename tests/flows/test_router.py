@@ -39,9 +39,17 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Router:
 
 def event(text: str, *, channel: str = "web", mentioned: bool = False, **meta: object) -> Event:
     command = parse_command(text)
-    return Event(id=f"{channel}:1", kind=EventKind.COMMAND if command else EventKind.MESSAGE, channel=channel,
-                 conversation=ConversationRef(channel, "r"), sender=Sender(channel, "u"), text=text,
-                 command=command, mentioned=mentioned, meta=dict(meta))
+    return Event(
+        id=f"{channel}:1",
+        kind=EventKind.COMMAND if command else EventKind.MESSAGE,
+        channel=channel,
+        conversation=ConversationRef(channel, "r"),
+        sender=Sender(channel, "u"),
+        text=text,
+        command=command,
+        mentioned=mentioned,
+        meta=dict(meta),
+    )
 
 
 @pytest.mark.parametrize(

@@ -35,8 +35,12 @@ async def fake_llm() -> AsyncIterator[FakeOpenAI]:
 
 @pytest.fixture(scope="module")
 async def app(database_url: str, tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeOpenAI) -> AsyncIterator[App]:
-    config = make_config(database_url, tmp_path_factory.mktemp("data"), llm_base_url=fake_llm.base_url,
-                         llm={"timeout": 2, "max_retries": 0})
+    config = make_config(
+        database_url,
+        tmp_path_factory.mktemp("data"),
+        llm_base_url=fake_llm.base_url,
+        llm={"timeout": 2, "max_retries": 0},
+    )
     console = ConsoleAdapter(user="ada", out=Capture(), stream=False)  # type: ignore[arg-type]
     application = App(config, with_server=False, adapters=[console])
     await application.start()
@@ -92,9 +96,7 @@ async def test_help_lists_what_the_bot_can_do_without_a_model(app: App) -> None:
     assert again == text
 
 
-async def test_a_model_error_gives_a_short_apology_and_the_next_message_works(
-    app: App, fake_llm: FakeOpenAI
-) -> None:
+async def test_a_model_error_gives_a_short_apology_and_the_next_message_works(app: App, fake_llm: FakeOpenAI) -> None:
     fake_llm.script(Error(status=500), Error(status=500), Error(status=500), Error(status=500))
     (apology,) = await say(app, "this will fail")
     assert apology.startswith("Sorry") and "Traceback" not in apology
@@ -128,9 +130,14 @@ async def test_every_step_of_a_run_is_persisted(app: App, fake_llm: FakeOpenAI) 
 
 async def test_a_redelivered_event_runs_once(app: App, fake_llm: FakeOpenAI) -> None:
     fake_llm.script(Text("Only once."))
-    event = Event(id="console:redelivered-1", kind=EventKind.MESSAGE, channel="console",
-                  conversation=ConversationRef("console", "ada"), sender=Sender("console", "ada", "ada"),
-                  text="once please")
+    event = Event(
+        id="console:redelivered-1",
+        kind=EventKind.MESSAGE,
+        channel="console",
+        conversation=ConversationRef("console", "ada"),
+        sender=Sender("console", "ada", "ada"),
+        text="once please",
+    )
     assert await app.bus.publish(event) is True
     assert await app.bus.publish(event) is False
     await asyncio.sleep(0.5)
@@ -146,13 +153,23 @@ async def test_an_interrupted_run_resumes_at_its_next_node_instead_of_starting_o
     assert runtime is not None
     flow = runtime.registry.get("assistant")
     assert flow is not None
-    event = Event(id="console:crashed-1", kind=EventKind.MESSAGE, channel="console",
-                  conversation=ConversationRef("console", "crash"), sender=Sender("console", "ada", "ada"),
-                  text="survive a crash")
+    event = Event(
+        id="console:crashed-1",
+        kind=EventKind.MESSAGE,
+        channel="console",
+        conversation=ConversationRef("console", "crash"),
+        sender=Sender("console", "ada", "ada"),
+        text="survive a crash",
+    )
     person = await app.store.people.resolve(event.sender)
-    run_id = await app.store.runs.create(flow="assistant", event_id=event.id, conversation=event.conversation.key,
-                                         person_id=person.id, next_node="answer",
-                                         state={"values": {"has_model": {"branch": "else"}}, "vars": {}, "seq": 1})
+    run_id = await app.store.runs.create(
+        flow="assistant",
+        event_id=event.id,
+        conversation=event.conversation.key,
+        person_id=person.id,
+        next_node="answer",
+        state={"values": {"has_model": {"branch": "else"}}, "vars": {}, "seq": 1},
+    )
     await app.store.runs.finish(run_id, RunStatus.INTERRUPTED)
     fake_llm.script(Text("Resumed where I left off."))
     await app.bus.publish(event)
@@ -165,9 +182,7 @@ async def test_an_interrupted_run_resumes_at_its_next_node_instead_of_starting_o
     assert [s.node_id for s in run.step_records] == ["answer"]  # has_model was not run again
 
 
-async def test_without_a_model_free_text_explains_how_to_configure_one(
-    database_url: str, tmp_path: Path
-) -> None:
+async def test_without_a_model_free_text_explains_how_to_configure_one(database_url: str, tmp_path: Path) -> None:
     config = make_config(database_url, tmp_path)
     console = ConsoleAdapter(user="bob", out=Capture(), stream=False)  # type: ignore[arg-type]
     async with App(config, with_server=False, adapters=[console]) as no_model_app:

@@ -13,12 +13,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 
 
-def switchboard(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def switchboard(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "DATABASE_URL", "REDIS_URL"))}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, env=full_env,
-                          cwd=cwd or REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or REPO,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
