@@ -128,15 +128,14 @@ class JobStore:
 
     async def set_status(self, job_id: str, status: JobStatus) -> Job | None:
         """Pause or resume; resuming recomputes the next fire time from now (missed ones are not caught up)."""
+        job = await self.get(job_id)
+        if job is None:
+            return None
+        next_run = job.next_run_at
+        resuming = status is JobStatus.ACTIVE and job.status is not JobStatus.ACTIVE
+        if resuming and job.timing.kind is not TriggerKind.DATE:
+            next_run = job.timing.after(datetime.now(UTC))
         async with self._pool.connection() as conn:
-            job = await self.get(job_id)
-            if job is None:
-                return None
-            next_run = job.next_run_at
-            if status is JobStatus.ACTIVE and job.status is not JobStatus.ACTIVE:
-                now = datetime.now(UTC)
-                if job.timing.kind is not TriggerKind.DATE:
-                    next_run = job.timing.after(now)
             row = await (await conn.execute(
                 f"UPDATE scheduled_jobs SET status = %s, next_run_at = %s, revision = revision + 1 WHERE id = %s "
                 f"RETURNING {_COLUMNS}", (str(status), next_run, job_id))).fetchone()

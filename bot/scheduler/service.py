@@ -157,8 +157,9 @@ class Scheduler:
                 except TimingError as exc:  # e.g. a time zone this machine's tz database lacks
                     log.error("scheduled job cannot be timed; skipped", extra={"job": job.id, "error": str(exc)})
                     continue
+                # The name is what APScheduler logs: never the reminder's text.
                 self._aps.add_job(self._fire, trigger=trigger, id=job.id, args=[job.id],
-                                  name=job.what()[:80], next_run_time=job.next_run_at, replace_existing=True)
+                                  name=f"{job.kind}:{job.id}", next_run_time=job.next_run_at, replace_existing=True)
                 self._loaded[job.id] = _Loaded(job.revision, job.next_run_at, job)
             for job_id in set(self._loaded) - seen:
                 self._forget(job_id)
