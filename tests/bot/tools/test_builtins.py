@@ -27,7 +27,7 @@ from bot.tools.builtins.http import host_allowed
 from bot.tools.settings import SAFE_BUILTINS, ToolsSettings
 from tests.conftest import free_port
 
-ALL = [*SAFE_BUILTINS, "send_message", "http_request"]
+ALL = [*SAFE_BUILTINS, "send_message", "http_request", "schedule"]
 
 
 def registry_with(**http: object) -> ToolRegistry:
@@ -198,3 +198,25 @@ async def test_knowledge_search_returns_cited_passages(store: Store, tmp_path: P
     assert result.ok and hit["source"].endswith("vpn.md#0") and "WireGuard" in hit["text"]
     missing = await reg.invoke("knowledge_search", {"query": "vpn", "collection": "nope"}, ctx)
     assert missing.status is ToolStatus.ERROR and "no collection named 'nope'" in missing.content
+
+
+async def test_schedule_adds_a_reminder_job_for_this_conversation(store: Store) -> None:
+    from bot.events import ConversationRef, Event, EventKind, Sender
+    from bot.scheduler.jobs import JobStore
+
+    jobs = JobStore(store.pool)
+    sender = Sender("slack", "U-sched", "sam")
+    person = await store.people.resolve(sender)
+    event = Event(id="slack:sched-1", kind=EventKind.MESSAGE, channel="slack",
+                  conversation=ConversationRef("slack", "C-sched"), sender=sender, text="remind me")
+    ctx = ToolContext(services=SimpleNamespace(scheduler=SimpleNamespace(jobs=jobs)), person=person, event=event)
+    reg = ToolRegistry()
+    reg.add(*builtin_tools(ToolsSettings(builtins=["schedule"])))
+    result = await reg.invoke("schedule", {"text": "stand-up", "after": "10m"}, ctx)
+    assert result.ok and "stand-up" in result.content
+    (job,) = await jobs.list(person_id=person.id)
+    assert job.text == "stand-up" and job.conversation.room == "C-sched"
+    both = await reg.invoke("schedule", {"text": "x", "after": "1m", "every": "1d"}, ctx)
+    assert both.status is ToolStatus.ERROR and "exactly one" in both.content
+    off = await reg.invoke("schedule", {"text": "x", "after": "1m"}, ToolContext(services=SimpleNamespace()))
+    assert "not configured" in off.content
