@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -153,3 +154,13 @@ async def test_members_may_not_schedule_too_often_or_too_much_but_admins_may(app
             await say(app, user, f"/sb schedule remove {job_id}")
     finally:
         scheduler.settings = relaxed
+
+
+async def test_a_reminder_s_text_never_reaches_the_logs(app: App, caplog: pytest.LogCaptureFixture) -> None:
+    tester = chat(app)
+    before = len(tester.proactive)
+    with caplog.at_level(logging.DEBUG):
+        await say(app, "mia", "/sb remind me in 1s to renew my passport 4711")
+        await tester.wait_proactive(before + 1)
+    assert any("scheduled job fired" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if "4711" in r.getMessage() or "4711" in str(r.__dict__)]
