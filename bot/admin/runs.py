@@ -96,9 +96,10 @@ async def _replay(ctx: CommandContext, event_id: str) -> str:
         return f"No dead letter `{event_id}`. `{prefix_of(ctx)} runs dead` lists them."
     original = Event.from_dict(row[0])
     copy = Event.from_dict({**original.to_dict(), "id": f"{original.id}~replay-{uuid.uuid4().hex[:6]}"})
-    # The copy has a new id (the journal dedupes on ids); the dead letter is marked as handed on.
+    # The copy has a new id (the journal dedupes on ids). It is accepted before the dead letter is
+    # marked as handed on, so a failure in between leaves the dead letter listed, never lost.
+    await services.bus.publish(copy)
     async with services.store.pool.connection() as conn:
         await conn.execute("UPDATE events SET status = 'done', error = %s WHERE id = %s AND status = 'dead'",
                            (f"replayed as {copy.id}", event_id))
-    await services.bus.publish(copy)
     return f"Replayed `{event_id}` as `{copy.id}`."
