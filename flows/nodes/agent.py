@@ -8,6 +8,7 @@ WAITING run, so the loop continues where it stopped when the answer comes — ev
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,8 @@ from bot.tools.waits import HumanWaits, WaitStatus
 from flows.context import RunContext
 from flows.nodes.base import Node, NodeKind, NodeOptions, NodeResult, node_kind
 from flows.nodes.llm import ReplyStreamer, build_messages
+
+log = logging.getLogger("switchboard.agent")
 
 STEP_LIMIT_NOTE = "You have used all your tool steps: answer now with what you have, without calling tools."
 
@@ -87,6 +90,10 @@ class AgentNode(Node[AgentOptions]):
     async def _loop(self, ctx: RunContext, state: AgentState, usage: _Usage) -> NodeResult:
         registry = ctx.services.tools
         offered = registry.select(self.options.tools, role=ctx.person.role) if registry is not None else []
+        missing = [n for n in self.options.tools or () if "*" not in n and (registry is None or n not in registry)]
+        if missing:
+            log.warning("agent names tools the bot does not have", extra={"node": self.id, "tools": missing,
+                                                                          "flow": ctx.flow.name})
         schemas = [t.openai_schema() for t in offered] or None
         while True:
             if state.pending:
