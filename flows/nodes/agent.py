@@ -120,7 +120,7 @@ class AgentNode(Node[AgentOptions]):
                     await streamer.finish(text)
                     await ctx.record_assistant_text(text)
                 return self._done(state, usage, text)
-            if streamer is not None and getattr(streamer, "_first_id", ""):
+            if streamer is not None and streamer.started:
                 await streamer.finish(completion.text.strip())  # close an interim "let me check" message
             state.steps += 1
             state.messages.append(completion.as_message())

@@ -122,6 +122,11 @@ class ReplyStreamer:
             await self._ctx.send(self._text, partial=True, edit_of=self._first_id)
             self._last_sent, self._sent_text = now, self._text
 
+    @property
+    def started(self) -> bool:
+        """Whether part of the answer has already been shown to the person."""
+        return bool(self._first_id)
+
     async def finish(self, text: str) -> None:
         if self._first_id:
             await self._ctx.send(text, edit_of=self._first_id)
