@@ -169,9 +169,15 @@ class App:
 
     async def stop(self) -> None:
         """Stop taking events, finish (or park) the runs in flight, send their replies, disconnect."""
+        # Event sources first: adapters stop fetching, and the scheduler stops firing (a job fired
+        # into a stopped bus would be lost; one not fired yet fires after the next start).
         for adapter in self.live_adapters:
             with contextlib.suppress(Exception):
                 await adapter.stop_intake()
+        scheduler_closer = getattr(self.services.scheduler if self.services else None, "aclose", None)
+        if scheduler_closer is not None:
+            with contextlib.suppress(Exception):
+                await scheduler_closer()
         if self.server is not None:
             await self.server.stop()
         if self.bus is not None:
@@ -186,7 +192,7 @@ class App:
             with contextlib.suppress(Exception):
                 await adapter.stop()
         if self.services is not None:
-            for extra in (self.services.memory, self.services.knowledge, self.services.tools, self.services.scheduler):
+            for extra in (self.services.memory, self.services.knowledge, self.services.tools):
                 closer = getattr(extra, "aclose", None)
                 if closer is not None:
                     with contextlib.suppress(Exception):
