@@ -1,121 +1,35 @@
-"""The one way Switchboard calls a language model: litellm, with our own retries, fallbacks and accounting.
+"""The one way Switchboard calls a language model, with our own retries, fallbacks and accounting.
 
 Why not litellm's Router or its `num_retries`: the flow engine records every attempt, token and cent
-per step, so retries must happen where we can count them. litellm is told never to retry by itself.
+per step, so retries must happen where we can count them. Each attempt goes through a transport
+(`bot.llm.transport`): `DirectTransport` (our OpenAI-compatible HTTP client, ~1 ms of CPU a call) for
+`openai/...` models by default, `LiteLLMTransport` for every other provider. Neither retries by itself.
 
-litellm is imported lazily, in a worker thread, the first time a model is actually called (or on
-`warm_up()`): its import costs ~5 s and ~185 MiB, and a bot with no model configured must start fast.
+litellm is imported lazily, in a worker thread, and only when a litellm-transport model is configured
+or called: its import costs ~5 s and ~185 MiB, and a bot without such a model must start fast.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import random
-import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 from bot.config import LLMSection
 from bot.llm.accounting import UsageCounter
-from bot.llm.completion import Completion, ToolCall, Usage, parse_tool_calls
+from bot.llm.completion import Completion
+from bot.llm.direct import DirectTransport, close_shared_session
 from bot.llm.errors import LLMError, LLMTimeout, ModelNotConfigured, from_exception
-from bot.llm.models import ResolvedModel, chain, resolve
-from bot.llm.streaming import StreamAssembler
+from bot.llm.litellm_transport import LiteLLMTransport, prefetch_litellm
+from bot.llm.models import ResolvedModel, TransportKind, chain, resolve
+from bot.llm.transport import ConsumerFailed, DeltaCallback, Transport
 
 log = logging.getLogger("bot.llm")
 
-DeltaCallback = Callable[[str], Awaitable[None]]
-
-# Parameters of ours an alias may carry in `params` that must not reach litellm.
-_COST_PARAMS = ("input_cost_per_token", "output_cost_per_token")
-
-_litellm: ModuleType | None = None
-# litellm model strings litellm has no price for (their cost is reported as 0.0).
-_UNPRICED: set[str] = set()
-_import_lock = threading.Lock()
-_prefetch_lock = threading.Lock()
-_prefetching = False
-
-
-def load_litellm() -> ModuleType:
-    """Import and configure litellm once (blocking: call through `_litellm_module()` from async code)."""
-    global _litellm
-    if _litellm is None:
-        with _import_lock:
-            if _litellm is None:
-                # Must be set before the import, or litellm fetches its cost map over the network at import.
-                os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-                import litellm
-
-                litellm.suppress_debug_info = True
-                # We register no litellm callbacks, so its per-stream logging pass is pure CPU cost (~ms a call).
-                # Nor `turn_off_message_logging`: its redaction pass deep-copies every request and response.
-                litellm.disable_streaming_logging = True
-                _route_litellm_logs()
-                _warm_up(litellm)
-                _litellm = litellm
-    return _litellm
-
-
-def _warm_up(litellm: ModuleType) -> None:
-    """Load now what litellm otherwise loads inside the first calls, on the event loop: the openai SDK's
-    resources (~1.5 s) and the tokenizers it counts a streamed prompt with (~0.5 s each)."""
-    import openai.resources  # noqa: F401
-
-    for model in ("gpt-4o-mini", "warm-up"):  # o200k for current OpenAI models; the default for the rest
-        with contextlib.suppress(Exception):
-            litellm.token_counter(model=model, messages=[{"role": "user", "content": "warm up"}])
-
-
-def _route_litellm_logs() -> None:
-    """litellm logs every call at INFO through its own plain-text handler, past our JSON formatter and
-    secret redaction. Send its records through ours instead, and only from WARNING up unless
-    LITELLM_LOG asks for more."""
-    level = os.environ.get("LITELLM_LOG", "WARNING").upper()
-    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
-        logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-        logger.setLevel(getattr(logging, level, logging.WARNING))
-        logger.propagate = True
-
-
-def prefetch_litellm() -> None:
-    """Start importing litellm in a background thread (once), so the first call does not wait for it."""
-    global _prefetching
-    with _prefetch_lock:
-        if _litellm is not None or _prefetching:
-            return
-        _prefetching = True
-    threading.Thread(target=_prefetch, name="litellm-import", daemon=True).start()
-
-
-def _prefetch() -> None:
-    try:
-        load_litellm()
-    except Exception:  # the first real call imports again and reports the problem where it matters
-        log.warning("importing litellm in the background failed", exc_info=True)
-
-
-async def _litellm_module() -> ModuleType:
-    if _litellm is not None:
-        return _litellm
-    # In a thread so that a 5 s import does not freeze every other conversation on the loop.
-    return await asyncio.to_thread(load_litellm)
-
-
-class _ConsumerFailed(Exception):
-    """The caller's `on_delta` raised: not the model's fault, so never retried or wrapped."""
-
-    def __init__(self, original: BaseException) -> None:
-        super().__init__(str(original))
-        self.original = original
+__all__ = ["LLM", "DeltaCallback"]
 
 
 class LLM:
@@ -137,8 +51,12 @@ class LLM:
         # A Retry-After longer than this is not waited for: we go to the fallbacks instead.
         self.max_retry_after = max_retry_after
         self._usage = UsageCounter()
-        if prefetch and (self.default_model or config.models):
-            # A model is configured, so litellm will be needed: load it while the bot starts up.
+        self._transports: dict[TransportKind, Transport] = {
+            TransportKind.DIRECT: DirectTransport(),
+            TransportKind.LITELLM: LiteLLMTransport(),
+        }
+        if prefetch and TransportKind.LITELLM in self.transports_in_use():
+            # A litellm model is configured, so litellm will be needed: load it while the bot starts up.
             prefetch_litellm()
 
     # ------------------------------------------------------------------ describing
@@ -178,9 +96,27 @@ class LLM:
         """Per litellm model: calls, failures, attempts, tokens_in, tokens_out, cost since midnight UTC."""
         return self._usage.snapshot()
 
+    def transports_in_use(self) -> set[TransportKind]:
+        """The transports the configured models (default, aliases and their fallbacks) are called with."""
+        kinds: set[TransportKind] = set()
+        for name in [self.default_model, *self._config.models]:
+            if not name:
+                continue
+            try:
+                kinds.update(target.transport for target in chain(self._config, name))
+            except ModelNotConfigured:
+                continue
+        return kinds
+
     async def warm_up(self) -> None:
-        """Import litellm now (in a thread) so the first person to talk to the bot does not wait ~5 s."""
-        await _litellm_module()
+        """Load what the configured models' first call would wait for (litellm's ~5 s import only when a
+        litellm-transport model is configured), so the first person to talk to the bot does not wait."""
+        for kind in self.transports_in_use() or {TransportKind.LITELLM}:
+            await self._transports[kind].warm_up()
+
+    async def aclose(self) -> None:
+        """Close the direct transport's connections (at shutdown; calling again afterwards reopens them)."""
+        await close_shared_session()
 
     # ------------------------------------------------------------------ calling
 
@@ -193,7 +129,7 @@ class LLM:
         tool_choice: str | dict | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 -- part of the contract: per-attempt, see docstring
+        timeout: float | None = None,
         on_delta: DeltaCallback | None = None,
         response_format: dict | None = None,
         metadata: dict | None = None,
@@ -210,7 +146,6 @@ class LLM:
         if not messages:
             raise LLMError(f"{targets[0].model}: nothing to send (no messages)", model=targets[0].model)
         call = _Call(requested=targets[0].name, stream=on_delta is not None, metadata=metadata)
-        litellm = await _litellm_module()
         request: dict[str, Any] = {"messages": messages}
         for key, value in (
             ("tools", tools),
@@ -222,7 +157,7 @@ class LLM:
             if value is not None:
                 request[key] = value
         for position, target in enumerate(targets):
-            completion = await self._try_model(litellm, target, request, timeout, on_delta, call)
+            completion = await self._try_model(target, request, timeout, on_delta, call)
             if completion is not None:
                 completion.latency_ms = call.elapsed_ms()
                 completion.attempts = call.attempts
@@ -239,7 +174,6 @@ class LLM:
 
     async def _try_model(
         self,
-        litellm: ModuleType,
         target: ResolvedModel,
         request: dict[str, Any],
         override: float | None,
@@ -249,14 +183,15 @@ class LLM:
         """One model with its retries: its answer, None when it failed in a way a fallback may fix,
         or an exception when nothing should be tried after it."""
         call_timeout = override if override is not None else target.timeout
+        transport = self._transports[target.transport]
         attempts = 0
         for retry in range(target.max_retries + 1):
             attempts += 1
             call.attempts += 1
             delivered = [False]
             try:
-                completion = await self._attempt(litellm, target, request, call_timeout, on_delta, delivered)
-            except _ConsumerFailed as exc:
+                completion = await transport.attempt(target, request, call_timeout, on_delta, delivered)
+            except ConsumerFailed as exc:
                 self._usage.record(target.model, ok=False, attempts=attempts)
                 raise exc.original from None
             except asyncio.CancelledError:
@@ -315,126 +250,6 @@ class LLM:
                 status=error.status,
             )
         return error
-
-    async def _attempt(
-        self,
-        litellm: ModuleType,
-        target: ResolvedModel,
-        request: dict[str, Any],
-        call_timeout: float,
-        on_delta: DeltaCallback | None,
-        delivered: list[bool],
-    ) -> Completion:
-        kwargs = target.call_kwargs()
-        for key in _COST_PARAMS:
-            kwargs.pop(key, None)
-        kwargs.update(request)
-        # Exact accounting: litellm and the provider SDK under it must not retry behind our back.
-        kwargs.update(model=target.model, timeout=call_timeout, num_retries=0, max_retries=0)
-        if on_delta is None:
-            async with asyncio.timeout(call_timeout):
-                response = await litellm.acompletion(**kwargs)
-            return self._to_completion(litellm, target, response)
-        return await self._stream(litellm, target, kwargs, call_timeout, on_delta, delivered)
-
-    async def _stream(
-        self,
-        litellm: ModuleType,
-        target: ResolvedModel,
-        kwargs: dict[str, Any],
-        call_timeout: float,
-        on_delta: DeltaCallback,
-        delivered: list[bool],
-    ) -> Completion:
-        kwargs.update(stream=True, stream_options={"include_usage": True})
-        loop = asyncio.get_running_loop()
-        assembler = StreamAssembler()
-        async with asyncio.timeout(call_timeout) as deadline:
-            stream = await litellm.acompletion(**kwargs)
-            try:
-                async for chunk in stream:
-                    deadline.reschedule(loop.time() + call_timeout)
-                    text = assembler.add(chunk)
-                    if text:
-                        delivered[0] = True
-                        try:
-                            await on_delta(text)
-                        except Exception as exc:
-                            raise _ConsumerFailed(exc) from exc
-                        deadline.reschedule(loop.time() + call_timeout)
-            except BaseException:
-                # Stop reading (and free the connection) when we give up on a stream half-way.
-                close = getattr(stream, "aclose", None)
-                if close is not None:
-                    with contextlib.suppress(Exception):
-                        await close()
-                raise
-        if not assembler.chunks:
-            raise LLMError(f"{target.model}: the model sent an empty stream", model=target.model, retryable=True)
-        tool_calls = assembler.tool_calls()
-        text = assembler.full_text
-        tokens_in, tokens_out = assembler.tokens_in, assembler.tokens_out
-        if tokens_in is None or tokens_out is None:
-            # The provider ignored stream_options.include_usage: count locally rather than record zero.
-            tokens_in, tokens_out = _count_tokens(litellm, target.model, kwargs["messages"], text, tool_calls)
-        return Completion(
-            text=text,
-            tool_calls=tool_calls,
-            model=target.model,
-            usage=Usage(tokens_in, tokens_out, self._cost(litellm, target, None, tokens_in, tokens_out)),
-            finish_reason=assembler.finish_reason or ("tool_calls" if tool_calls else "stop"),
-            latency_ms=0.0,
-            attempts=0,
-        )
-
-    def _to_completion(self, litellm: ModuleType, target: ResolvedModel, response: Any) -> Completion:
-        choices = getattr(response, "choices", None) or []
-        if not choices:
-            raise LLMError(f"{target.model}: the model sent no choices", model=target.model, retryable=True)
-        choice = choices[0]
-        message = getattr(choice, "message", None)
-        text = getattr(message, "content", None) or ""
-        tool_calls = parse_tool_calls(getattr(message, "tool_calls", None))
-        usage = getattr(response, "usage", None)
-        tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
-        tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
-        return Completion(
-            text=text if isinstance(text, str) else str(text),
-            tool_calls=tool_calls,
-            model=target.model,
-            usage=Usage(tokens_in, tokens_out, self._cost(litellm, target, response, tokens_in, tokens_out)),
-            finish_reason=str(getattr(choice, "finish_reason", None) or ("tool_calls" if tool_calls else "stop")),
-            latency_ms=0.0,
-            attempts=0,
-            raw=response,
-        )
-
-    @staticmethod
-    def _cost(litellm: ModuleType, target: ResolvedModel, response: Any, tokens_in: int, tokens_out: int) -> float:
-        """The call's cost in USD: the alias's own prices, else litellm's price map, else 0.0. Never raises."""
-        price_in = target.params.get("input_cost_per_token")
-        price_out = target.params.get("output_cost_per_token")
-        if price_in is not None or price_out is not None:
-            try:
-                return tokens_in * float(price_in or 0) + tokens_out * float(price_out or 0)
-            except (TypeError, ValueError):
-                return 0.0
-        # litellm prices a plain response while building it; reuse that rather than pricing it twice.
-        hidden = getattr(response, "_hidden_params", None)
-        known = hidden.get("response_cost") if isinstance(hidden, dict) else None
-        if isinstance(known, int | float):
-            return float(known)
-        if target.model in _UNPRICED:
-            return 0.0
-        try:
-            cost_in, cost_out = litellm.cost_per_token(
-                model=target.model, prompt_tokens=tokens_in, completion_tokens=tokens_out
-            )
-            return float(cost_in) + float(cost_out)
-        except Exception:  # not in litellm's price map: cost unknown, never fatal
-            # Failing lookups are slow (~2 ms); an unpriced model stays unpriced for the process.
-            _UNPRICED.add(target.model)
-            return 0.0
 
     def _backoff(self, retry: int, retry_after: float | None) -> float | None:
         """Seconds before the next attempt; None when the provider asks for a longer pause than we wait."""
@@ -504,19 +319,6 @@ class _Call:
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
-
-
-def _count_tokens(
-    litellm: ModuleType, model: str, messages: list[dict], text: str, tool_calls: list[ToolCall]
-) -> tuple[int, int]:
-    """litellm's local tokenizer estimate, for providers that stream no usage; (0, 0) if even that fails."""
-    try:
-        tokens_in = int(litellm.token_counter(model=model, messages=messages))
-        answer = text + "".join(c.name + c.raw_arguments for c in tool_calls)
-        tokens_out = int(litellm.token_counter(model=model, text=answer)) if answer else 0
-    except Exception:
-        return 0, 0
-    return tokens_in, tokens_out
 
 
 def _safe_metadata(metadata: dict | None) -> dict[str, Any]:

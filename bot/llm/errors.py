@@ -99,10 +99,21 @@ def scrub(text: str, *secrets: str | None) -> str:
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
 
 
+def missing_key_error(model: str, status: int | None = None) -> LLMError:
+    """No key for a provider that needs one: a configuration problem, so not retryable."""
+    provider = model.split("/", 1)[0] if "/" in model else "openai"
+    return LLMError(
+        f"{model}: no API key for {provider}; set {provider.upper()}_API_KEY (any placeholder for a local "
+        "server that ignores keys) or the alias's api_key",
+        model=model,
+        status=status,
+    )
+
+
 def from_exception(
     exc: BaseException, *, model: str, api_key: str | None = None, endpoint: str | None = None
 ) -> LLMError:
-    """Map any exception raised by litellm (or the HTTP stack under it) onto an LLMError.
+    """Map any exception raised by litellm, the direct transport or the HTTP stack under them onto an LLMError.
 
     `endpoint` (no secrets in it) is named when the provider could not be reached at all.
     """
@@ -114,13 +125,7 @@ def from_exception(
     if _is_timeout(exc):
         return LLMTimeout(f"{model}: the model did not answer in time", model=model, retryable=True, status=status)
     if _MISSING_KEY.search(detail):
-        provider = model.split("/", 1)[0] if "/" in model else "openai"
-        return LLMError(
-            f"{model}: no API key for {provider}; set {provider.upper()}_API_KEY (any placeholder for a local "
-            "server that ignores keys) or the alias's api_key",
-            model=model,
-            status=status,
-        )
+        return missing_key_error(model, status)
     if "LLM Provider NOT provided" in detail or "LiteLLMUnknownProvider" in name:
         return LLMError(
             f"{model}: not a model alias nor a litellm model string; use an alias from llm.models or "

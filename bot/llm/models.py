@@ -11,11 +11,29 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from bot.config import LLMSection
 from bot.llm.errors import ModelNotConfigured
 from bot.logging import redact_url
+
+
+class TransportKind(StrEnum):
+    """How a model is called (`llm.transport`, or an alias's own `transport`)."""
+
+    AUTO = "auto"  # DIRECT for `openai/...` models, LITELLM for every other provider
+    LITELLM = "litellm"
+    DIRECT = "direct"
+
+
+def choose_transport(model: str, setting: str | None) -> TransportKind:
+    """`auto` means direct exactly for the `openai/` prefix: the OpenAI wire format is all we speak."""
+    kind = TransportKind(setting or TransportKind.AUTO)
+    if kind is TransportKind.AUTO:
+        return TransportKind.DIRECT if model.startswith("openai/") else TransportKind.LITELLM
+    return kind
+
 
 # Where a provider's endpoint comes from when an alias names none (litellm reads the same variables).
 _BASE_ENV = {
@@ -56,10 +74,17 @@ class ResolvedModel:
     max_retries: int = 2
     fallbacks: tuple[str, ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
+    # What carries the call: `direct` (our OpenAI-compatible HTTP client) or `litellm`; never `auto`.
+    transport: TransportKind = TransportKind.LITELLM
 
     @property
     def provider(self) -> str:
         return self.model.split("/", 1)[0] if "/" in self.model else "openai"
+
+    @property
+    def wire_model(self) -> str:
+        """The model name an OpenAI-compatible server is sent: the litellm string without its provider prefix."""
+        return self.model.split("/", 1)[1] if "/" in self.model else self.model
 
     def endpoint(self, environ: Mapping[str, str] | None = None) -> str:
         """Where calls go: the alias's api_base, else the provider's env variable, else its public default."""
@@ -96,7 +121,13 @@ def resolve(config: LLMSection, name: str | None) -> ResolvedModel:
         raise ModelNotConfigured()
     alias = config.models.get(chosen)
     if alias is None:
-        return ResolvedModel(name=chosen, model=chosen, timeout=config.timeout, max_retries=config.max_retries)
+        return ResolvedModel(
+            name=chosen,
+            model=chosen,
+            timeout=config.timeout,
+            max_retries=config.max_retries,
+            transport=choose_transport(chosen, config.transport),
+        )
     return ResolvedModel(
         name=chosen,
         model=alias.model,
@@ -106,6 +137,7 @@ def resolve(config: LLMSection, name: str | None) -> ResolvedModel:
         max_retries=alias.max_retries if alias.max_retries is not None else config.max_retries,
         fallbacks=tuple(alias.fallbacks),
         params=dict(alias.params),
+        transport=choose_transport(alias.model, alias.transport or config.transport),
     )
 
 

@@ -1,7 +1,9 @@
-"""Reassembling a streamed answer (text, tool calls, finish reason, usage) from litellm's chunks.
+"""Reassembling a streamed answer (text, tool calls, finish reason, usage) from its chunks.
 
-`litellm.stream_chunk_builder` does the same but re-prices and deep-copies every chunk (~2 ms a call
-here); this keeps only what a Completion needs, as the chunks arrive.
+Chunks are litellm's objects (litellm transport) or the decoded JSON of OpenAI's SSE events (direct
+transport); both have the same shape, so one assembler serves both. `litellm.stream_chunk_builder`
+does the same but re-prices and deep-copies every chunk (~2 ms a call here); this keeps only what a
+Completion needs, as the chunks arrive.
 """
 
 from __future__ import annotations
@@ -10,6 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.llm.completion import ToolCall, parse_tool_calls
+
+
+def _get(obj: Any, key: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(key)
+    return getattr(obj, key, None)
 
 
 @dataclass
@@ -32,31 +40,35 @@ class StreamAssembler:
 
     def add(self, chunk: Any) -> str | None:
         self.chunks += 1
-        usage = getattr(chunk, "usage", None)
-        if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
-            self.tokens_in = int(usage.prompt_tokens or 0)
-            self.tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
-        choices = getattr(chunk, "choices", None) or []
+        usage = _get(chunk, "usage")
+        if usage is not None and _get(usage, "prompt_tokens") is not None:
+            self.tokens_in = int(_get(usage, "prompt_tokens") or 0)
+            self.tokens_out = int(_get(usage, "completion_tokens") or 0)
+        choices = _get(chunk, "choices") or []
         if not choices:
             return None
         choice = choices[0]
-        if getattr(choice, "finish_reason", None):
-            self.finish_reason = str(choice.finish_reason)
-        delta = getattr(choice, "delta", None)
+        finish = _get(choice, "finish_reason")
+        if finish:
+            self.finish_reason = str(finish)
+        delta = _get(choice, "delta")
         if delta is None:
             return None
-        for position, fragment in enumerate(getattr(delta, "tool_calls", None) or []):
-            index = getattr(fragment, "index", None)
+        for position, fragment in enumerate(_get(delta, "tool_calls") or []):
+            index = _get(fragment, "index")
             partial = self.calls.setdefault(index if isinstance(index, int) else position, _PartialCall())
-            if getattr(fragment, "id", None):
-                partial.id = fragment.id
-            function = getattr(fragment, "function", None)
+            call_id = _get(fragment, "id")
+            if call_id:
+                partial.id = call_id
+            function = _get(fragment, "function")
             if function is not None:
-                if getattr(function, "name", None) and not partial.name:
-                    partial.name = function.name
-                if getattr(function, "arguments", None):
-                    partial.arguments.append(function.arguments)
-        content = getattr(delta, "content", None)
+                name = _get(function, "name")
+                if name and not partial.name:
+                    partial.name = name
+                arguments = _get(function, "arguments")
+                if arguments:
+                    partial.arguments.append(arguments)
+        content = _get(delta, "content")
         if content:
             self.text.append(content)
             return content

@@ -1,4 +1,9 @@
-"""The LLM layer, through the real litellm code path, against a local fake OpenAI-compatible server."""
+"""The LLM layer against a local fake OpenAI-compatible server, through both transports.
+
+Every behaviour here (answers, streaming, tool calls, retries, fallbacks, timeouts, errors, accounting)
+must be the same whether a call goes through the direct transport or through litellm's real code path,
+so each test runs once per transport.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,9 +33,24 @@ def fake() -> Iterator[FakeOpenAI]:
         yield server
 
 
+@pytest.fixture(scope="module", params=["direct", "litellm"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+# The transport of the test being run (set by `_fresh_fake`), for the sections the tests build.
+_TRANSPORT = ["direct"]
+
+
 @pytest.fixture(autouse=True)
-def _fresh_fake(fake: FakeOpenAI) -> None:
+def _fresh_fake(fake: FakeOpenAI, transport: str) -> None:
     fake.reset()
+    _TRANSPORT[0] = transport
+
+
+def section(**settings: Any) -> LLMSection:
+    """`llm:` settings, with the transport under test."""
+    return LLMSection(transport=_TRANSPORT[0], **settings)
 
 
 def make_llm(fake: FakeOpenAI, **aliases: ModelAlias) -> LLM:
@@ -38,7 +59,7 @@ def make_llm(fake: FakeOpenAI, **aliases: ModelAlias) -> LLM:
         **aliases,
     }
     # Tiny backoff so retry tests take milliseconds; the policy itself is what is under test.
-    return LLM(LLMSection(default="fake", timeout=10, max_retries=2, models=models), backoff_base=0.01)
+    return LLM(section(default="fake", timeout=10, max_retries=2, models=models), backoff_base=0.01)
 
 
 def user(text: str) -> list[dict]:
@@ -311,7 +332,7 @@ async def test_a_stream_that_breaks_after_text_was_shown_is_not_retried(fake: Fa
 
 
 async def test_with_no_model_configured_the_error_says_how_to_set_one() -> None:
-    llm = LLM(LLMSection())
+    llm = LLM(section())
 
     assert llm.default_model == ""
     assert not llm.configured()
@@ -337,7 +358,7 @@ async def test_aliases_carry_their_own_endpoint_and_key_and_describe_never_shows
     )
     assert "sk-" not in llm.describe("other")
     proxied = ModelAlias(model="openai/x", api_base="https://bot:hunter2secret@proxy.example/v1")
-    assert LLM(LLMSection(models={"p": proxied})).describe("p") == "openai/x via https://bot:***@proxy.example/v1"
+    assert LLM(section(models={"p": proxied})).describe("p") == "openai/x via https://bot:***@proxy.example/v1"
     await llm.complete(user("hi"), model="other")
     assert fake.calls[-1].headers["authorization"] == "Bearer sk-other-key-987654321"
     assert fake.requests[-1]["model"] == "other-model"
@@ -365,7 +386,7 @@ async def test_a_raw_model_string_uses_the_providers_environment_variables(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_BASE", fake.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment-42")
-    llm = LLM(LLMSection(default="openai/env-model"))
+    llm = LLM(section(default="openai/env-model"))
 
     assert llm.default_model == "openai/env-model"
     assert llm.describe() == f"openai/env-model via {fake.base_url}"
@@ -467,7 +488,7 @@ async def test_each_call_logs_one_line_with_figures_but_never_the_prompt_or_key(
 async def test_an_unreachable_endpoint_is_retried_and_named_in_the_error() -> None:
     endpoint = f"http://127.0.0.1:{free_port()}/v1"
     alias = ModelAlias(model="openai/nowhere", api_base=endpoint, api_key=ALIAS_KEY, max_retries=1)
-    llm = LLM(LLMSection(default="nowhere", models={"nowhere": alias}), backoff_base=0.01)
+    llm = LLM(section(default="nowhere", models={"nowhere": alias}), backoff_base=0.01)
 
     with pytest.raises(LLMError) as caught:
         await llm.complete(user("hi"))
@@ -478,7 +499,7 @@ async def test_an_unreachable_endpoint_is_retried_and_named_in_the_error() -> No
 
 
 async def test_a_name_that_is_neither_alias_nor_model_string_says_what_is_expected() -> None:
-    llm = LLM(LLMSection(default="fast"))  # an alias that was never defined
+    llm = LLM(LLMSection(default="fast"))  # an alias that was never defined: not `openai/`, so litellm
 
     with pytest.raises(LLMError) as caught:
         await llm.complete(user("hi"))
@@ -487,7 +508,9 @@ async def test_a_name_that_is_neither_alias_nor_model_string_says_what_is_expect
     assert "use an alias from llm.models or provider/model" in str(caught.value)
 
 
-async def test_litellm_logs_go_through_our_handlers_from_warning_up(fake: FakeOpenAI) -> None:
+async def test_litellm_logs_go_through_our_handlers_from_warning_up(fake: FakeOpenAI, transport: str) -> None:
+    if transport != "litellm":
+        pytest.skip("about litellm's own loggers")
     await make_llm(fake).complete(user("hi"))
 
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
