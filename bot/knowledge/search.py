@@ -167,12 +167,16 @@ async def hybrid_search(
         "top": top_k,
     }
     async with pool.connection() as conn, conn.transaction():
-        # Iterative scans keep going when filters (collection, metadata) reject the nearest rows.
+        # Iterative scans keep going when filters (collection, metadata) reject the nearest rows. JIT off:
+        # compiling costs more than this statement runs when its estimate crosses jit_above_cost.
         await conn.execute(
-            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('jit', 'off', true)",
             (str(max(ef_search, pool_size)),),
         )
-        rows = await (await conn.execute(_sql(dim, mode), params)).fetchall()
+        # Never a prepared statement: PostgreSQL would switch to a generic plan after five runs, and
+        # without the actual query terms and vector that plan is 50x slower.
+        rows = await (await conn.execute(_sql(dim, mode), params, prepare=False)).fetchall()
     hits = []
     for source, index, rrf, text, heading, metadata, title, similarity, vrank, trank, collection in rows:
         score = min(1.0, float(rrf) * scale / _MAX_RRF)
