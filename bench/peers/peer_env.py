@@ -16,8 +16,10 @@ from pathlib import Path
 PEERS_DIR = Path(__file__).resolve().parent.parent / ".peers"
 # One requirement set per peer; installed separately so one failure does not hide the others.
 PEER_PACKAGES: dict[str, list[str]] = {
-    "opsdroid": ["opsdroid"],
-    "errbot": ["errbot"],
+    # opsdroid 0.31 still imports pkg_resources, which setuptools 81 removed.
+    "opsdroid": ["opsdroid", "setuptools<81"],
+    # errbot's test backend imports pytest.
+    "errbot": ["errbot", "pytest"],
     "langgraph": ["langgraph", "langgraph-checkpoint-postgres", "psycopg[binary]", "psycopg-pool"],
 }
 
