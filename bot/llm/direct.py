@@ -243,7 +243,8 @@ class DirectTransport:
 
     def _where(self, target: ResolvedModel) -> tuple[str, dict[str, str], str]:
         """URL, headers and key (for scrubbing; "" when none) of one call, or a clear configuration error."""
-        base = self._base(target)
+        # Only OpenAI's public default speaks OpenAI's format; another provider's must be configured.
+        base = self._base(target) if target.provider == "openai" else target.configured_endpoint(self._environ) or ""
         if not base.startswith(("http://", "https://")):
             raise LLMError(
                 f"{target.model}: the direct transport needs an OpenAI-compatible endpoint; set the alias's "

@@ -88,13 +88,19 @@ class ResolvedModel:
 
     def endpoint(self, environ: Mapping[str, str] | None = None) -> str:
         """Where calls go: the alias's api_base, else the provider's env variable, else its public default."""
+        return self.configured_endpoint(environ) or _DEFAULT_BASE.get(
+            self.provider, f"{self.provider}'s default endpoint"
+        )
+
+    def configured_endpoint(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The alias's api_base, else the provider's env variable; None when neither is set."""
         if self.api_base:
             return self.api_base
         env = os.environ if environ is None else environ
         for var in _BASE_ENV.get(self.provider, ()):
             if env.get(var):
                 return env[var]
-        return _DEFAULT_BASE.get(self.provider, f"{self.provider}'s default endpoint")
+        return None
 
     def describe(self, environ: Mapping[str, str] | None = None) -> str:
         """`model via endpoint`, for people: a password inside the endpoint URL is masked."""
