@@ -25,6 +25,7 @@ import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 
@@ -75,8 +76,9 @@ def shared_session() -> aiohttp.ClientSession:
             headers={"user-agent": "switchboard"},
             # Per call (see `_timeouts`); none for the session as a whole.
             timeout=aiohttp.ClientTimeout(total=None),
-            # HTTP(S)_PROXY / NO_PROXY are honoured, like the openai SDK does.
-            trust_env=True,
+            # Not trust_env: aiohttp would then look up proxies and ~/.netrc in a thread on every request.
+            # HTTP(S)_PROXY / NO_PROXY are read once per endpoint instead (`_proxy_for`).
+            trust_env=False,
         )
         _sessions[loop] = session
         # Closed when the loop shuts down (asyncio.run cancels leftover tasks), so an app that never calls
@@ -99,11 +101,6 @@ async def close_shared_session() -> None:
     session = _sessions.pop(asyncio.get_running_loop(), None)
     if session is not None:
         await session.close()
-
-
-def _timeouts(call_timeout: float) -> aiohttp.ClientTimeout:
-    # The whole attempt is bounded with asyncio.timeout; these only keep a socket from outliving it.
-    return aiohttp.ClientTimeout(total=None, sock_connect=call_timeout, sock_read=call_timeout)
 
 
 class ProviderError(Exception):
@@ -167,7 +164,9 @@ class DirectTransport:
     ) -> Completion:
         async with (
             asyncio.timeout(call_timeout),
-            shared_session().post(url, data=payload, headers=headers, timeout=_timeouts(call_timeout)) as response,
+            shared_session().post(
+                url, data=payload, headers=headers, timeout=_timeouts(call_timeout), proxy=_proxy_for(url)
+            ) as response,
         ):
             content = await response.read()
         if response.status >= 400:
@@ -193,7 +192,9 @@ class DirectTransport:
         try:
             async with (
                 asyncio.timeout(call_timeout) as deadline,
-                session.post(url, data=payload, headers=headers, timeout=_timeouts(call_timeout)) as response,
+                session.post(
+                    url, data=payload, headers=headers, timeout=_timeouts(call_timeout), proxy=_proxy_for(url)
+                ) as response,
             ):
                 if response.status >= 400:
                     raise _http_error(target, response, await response.read(), key)
@@ -273,6 +274,21 @@ def _chat_url(base: str) -> str:
     """`<api_base>/chat/completions`, keeping a query string (`?api-version=...` on Azure-style proxies)."""
     parts = urlsplit(base)
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/chat/completions"))
+
+
+@functools.lru_cache(maxsize=64)
+def _proxy_for(url: str) -> str | None:
+    """The HTTP(S)_PROXY that applies to `url` (None under NO_PROXY), like the openai SDK; read once per URL."""
+    parts = urlsplit(url)
+    if parts.hostname and proxy_bypass(parts.hostname):
+        return None
+    return getproxies().get(parts.scheme)
+
+
+@functools.lru_cache(maxsize=16)
+def _timeouts(call_timeout: float) -> aiohttp.ClientTimeout:
+    # The whole attempt is bounded with asyncio.timeout; these only keep a socket from outliving it.
+    return aiohttp.ClientTimeout(total=None, sock_connect=call_timeout, sock_read=call_timeout)
 
 
 def _body(target: ResolvedModel, request: dict[str, Any], *, stream: bool) -> dict[str, Any]:

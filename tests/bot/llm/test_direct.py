@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from bot.config import LLMSection, ModelAlias
 from bot.llm import LLM, LLMError, LLMTimeout
-from bot.llm.direct import sse_data
+from bot.llm.direct import _proxy_for, sse_data
 from bot.llm.models import TransportKind
 from bot.llm.pricing import price_file
 from tests.fakes.openai import Error, FakeOpenAI, Hang, Text, ToolCalls
@@ -410,3 +410,14 @@ async def test_sse_events_are_parsed_across_arbitrary_chunk_boundaries() -> None
                 yield stream[start : start + size]
 
         assert [d async for d in sse_data(chunks())] == [b'{"a": 1}', b"line one\nline two", b"[DONE]", b"tail"]
+
+
+def test_the_environments_proxy_settings_apply_per_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "llm.internal")
+    _proxy_for.cache_clear()
+    try:
+        assert _proxy_for("https://api.openai.com/v1/chat/completions") == "http://proxy.internal:3128"
+        assert _proxy_for("https://llm.internal/v1/chat/completions") is None
+    finally:
+        _proxy_for.cache_clear()
