@@ -10,13 +10,21 @@ import asyncio
 import sys
 import uuid
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from adapters.base import Adapter, AdapterContext, Capability, buttons_as_text
 from bot.commands import parse_command
 from bot.events import ConversationRef, Event, EventKind, Reply, ReplyKind, Sender
 
 CHANNEL = "console"
+
+
+class TextSink(Protocol):
+    """Where the console prints: stdout, or anything with `write` and `flush`."""
+
+    def write(self, text: str, /) -> Any: ...
+
+    def flush(self) -> None: ...
 
 
 def create(options: dict[str, Any], env: Mapping[str, str]) -> ConsoleAdapter:
@@ -29,7 +37,7 @@ class ConsoleAdapter(Adapter):
     max_message_chars = 1_000_000
     wants_turn_end = True
 
-    def __init__(self, *, user: str = "local", out: TextIO | None = None, stream: bool = True) -> None:
+    def __init__(self, *, user: str = "local", out: TextSink | None = None, stream: bool = True) -> None:
         self.user = user
         self.out = out or sys.stdout
         self.stream = stream

@@ -11,6 +11,16 @@ from bot.config import Config
 REPO = Path(__file__).resolve().parent.parent
 
 
+class NullOutput:
+    """A text stream that discards what the console adapter prints (tests read `replies` instead)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 def make_config(
     database_url: str,
     data_dir: Path,

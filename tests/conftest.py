@@ -23,6 +23,7 @@ import pytest
 
 from bot.store import Store
 from bot.store.embedded import start_embedded
+from tests.fakes.openai import FakeOpenAI
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # A developer's own model settings must not leak into tests.
@@ -76,6 +77,13 @@ async def store(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     store = await Store.open(database_url, data_dir=tmp_path_factory.mktemp("data"), pool_min=1, pool_max=8)
     yield store
     await store.close()
+
+
+@pytest.fixture(scope="module")
+async def fake_llm() -> AsyncIterator[FakeOpenAI]:
+    """A local OpenAI-compatible server of this module's own (see tests/fakes/openai.py)."""
+    async with FakeOpenAI() as fake:
+        yield fake
 
 
 def _with_database(url: str, database: str) -> str:

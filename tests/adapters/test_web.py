@@ -16,12 +16,6 @@ from tests.fakes.openai import FakeOpenAI, Text
 
 
 @pytest.fixture(scope="module")
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
 async def app(database_url: str, tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeOpenAI) -> AsyncIterator[App]:
     config = make_config(
         database_url,

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from adapters.console import ConsoleAdapter
 from bot.app import App
 from bot.store.runs import RunStatus
-from tests.apps import make_config
+from tests.apps import NullOutput, make_config
 from tests.conftest import free_port
 
 FLOW = """
@@ -31,11 +31,6 @@ nodes:
     kind: reply
     text: "finished after {{ slow_call.json.waited }} s"
 """
-
-
-class _Null:
-    def write(self, text: str) -> None: ...
-    def flush(self) -> None: ...
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +60,7 @@ async def test_a_run_interrupted_by_a_stop_resumes_at_the_next_start(
     (flows / "slow.yaml").write_text(FLOW.replace("{{ vars_base }}", slow_api))
     config = make_config(database_url, tmp_path_factory.mktemp("data"), flow_dirs=[flows], bus={"drain_timeout": 0.2})
 
-    first = ConsoleAdapter(user="ops", out=_Null(), stream=False)  # type: ignore[arg-type]
+    first = ConsoleAdapter(user="ops", out=NullOutput(), stream=False)
     app = App(config, with_server=False, adapters=[first])
     await app.start()
     event_id = await first.say("job 1")
@@ -93,7 +88,7 @@ async def test_events_queued_behind_a_busy_conversation_survive_a_stop(
     flows = tmp_path_factory.mktemp("flows")
     (flows / "slow.yaml").write_text(FLOW.replace("{{ vars_base }}", slow_api))
     config = make_config(database_url, tmp_path_factory.mktemp("data"), flow_dirs=[flows], bus={"drain_timeout": 0.2})
-    console = ConsoleAdapter(user="queue", out=_Null(), stream=False)  # type: ignore[arg-type]
+    console = ConsoleAdapter(user="queue", out=NullOutput(), stream=False)
     app = App(config, with_server=False, adapters=[console])
     await app.start()
     ids = [await console.say(f"job {i}") for i in range(3)]  # one conversation: they run one after another

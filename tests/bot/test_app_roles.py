@@ -4,7 +4,6 @@ adapters, the worker runs the flows, and the reply finds its way back to the gat
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -12,12 +11,6 @@ import pytest
 from bot.app import App, Role
 from tests.apps import make_config
 from tests.fakes.openai import FakeOpenAI, Text
-
-
-@pytest.fixture(scope="module")
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

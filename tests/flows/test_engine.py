@@ -15,7 +15,7 @@ from starlette.routing import Route
 from adapters.console import ConsoleAdapter
 from bot.app import App
 from bot.store.runs import RunStatus, StepStatus
-from tests.apps import make_config
+from tests.apps import NullOutput, make_config
 
 FLOWS = {
     "retry.yaml": """
@@ -129,15 +129,10 @@ async def app(database_url: str, tmp_path_factory: pytest.TempPathFactory, api: 
     for name, text in FLOWS.items():
         (folder / name).write_text(text.replace("{{ vars.base }}", api))
     config = make_config(database_url, tmp_path_factory.mktemp("data"), flow_dirs=[folder])
-    console = ConsoleAdapter(user="eng", out=_Null(), stream=False)  # type: ignore[arg-type]
+    console = ConsoleAdapter(user="eng", out=NullOutput(), stream=False)
     async with App(config, with_server=False, adapters=[console]) as application:
         assert application.runtime is not None and not application.runtime.registry.problems
         yield application
-
-
-class _Null:
-    def write(self, text: str) -> None: ...
-    def flush(self) -> None: ...
 
 
 async def say(app: App, text: str) -> list[str]:
@@ -207,7 +202,7 @@ async def test_the_http_node_refuses_hosts_outside_its_allow_list(tmp_path: Path
         )
     )
     with pytest.raises(PermissionError, match="not in this node's allow_hosts"):
-        await flow.nodes["a"].run(_ScopeOnly())  # type: ignore[arg-type]
+        await flow.nodes["a"].run(_ScopeOnly())
     assert httpx  # the shared client is httpx
 
 

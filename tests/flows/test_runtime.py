@@ -12,25 +12,8 @@ from adapters.console import ConsoleAdapter
 from bot.app import App
 from bot.events import ConversationRef, Event, EventKind, Sender
 from bot.store.runs import RunStatus
-from tests.apps import make_config
+from tests.apps import NullOutput, make_config
 from tests.fakes.openai import Error, FakeOpenAI, Hang, Text, ToolCalls
-
-
-class Capture:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write(self, text: str) -> None:
-        self.lines.append(text)
-
-    def flush(self) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +24,7 @@ async def app(database_url: str, tmp_path_factory: pytest.TempPathFactory, fake_
         llm_base_url=fake_llm.base_url,
         llm={"timeout": 2, "max_retries": 0},
     )
-    console = ConsoleAdapter(user="ada", out=Capture(), stream=False)  # type: ignore[arg-type]
+    console = ConsoleAdapter(user="ada", out=NullOutput(), stream=False)
     application = App(config, with_server=False, adapters=[console])
     await application.start()
     yield application
@@ -184,7 +167,7 @@ async def test_an_interrupted_run_resumes_at_its_next_node_instead_of_starting_o
 
 async def test_without_a_model_free_text_explains_how_to_configure_one(database_url: str, tmp_path: Path) -> None:
     config = make_config(database_url, tmp_path)
-    console = ConsoleAdapter(user="bob", out=Capture(), stream=False)  # type: ignore[arg-type]
+    console = ConsoleAdapter(user="bob", out=NullOutput(), stream=False)
     async with App(config, with_server=False, adapters=[console]) as no_model_app:
         (text,) = await say(no_model_app, "hello?")
     assert "no language model is configured" in text

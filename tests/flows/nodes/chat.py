@@ -11,18 +11,7 @@ from adapters.console import ConsoleAdapter
 from bot.app import App
 from bot.events import Event, EventKind, Reply, Sender
 from bot.store.runs import RunRecord, RunStatus
-from tests.apps import make_config
-
-
-class Capture:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write(self, text: str) -> None:
-        self.lines.append(text)
-
-    def flush(self) -> None:
-        pass
+from tests.apps import NullOutput, make_config
 
 
 class ChatUser(ConsoleAdapter):
@@ -91,4 +80,4 @@ def build_app(database_url: str, data_dir: Path, llm_base_url: str, flow_dir: Pa
     config = make_config(database_url, data_dir, llm_base_url=llm_base_url, flow_dirs=[flow_dir],
                          flows={"default": default_flow}, llm={"timeout": 10, "max_retries": 0},
                          tools=tools or {})
-    return App(config, with_server=False, adapters=[ChatUser(user=user, out=Capture(), stream=False)])  # type: ignore[arg-type]
+    return App(config, with_server=False, adapters=[ChatUser(user=user, out=NullOutput(), stream=False)])

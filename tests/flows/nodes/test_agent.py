@@ -32,11 +32,6 @@ nodes:
 APPROVAL_TIMEOUT = 2.0
 
 
-@pytest.fixture(scope="module")
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
-
 
 @pytest.fixture(scope="module")
 async def app(database_url: str, tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeOpenAI) -> AsyncIterator[App]:

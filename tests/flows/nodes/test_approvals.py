@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,11 +25,6 @@ nodes:
     tools: [delete_everything]
 """
 
-
-@pytest.fixture(scope="module")
-async def fake_llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")
