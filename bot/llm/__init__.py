@@ -1,7 +1,8 @@
-"""Switchboard's language-model layer: `LLM.complete()` over litellm, with aliases, streaming,
-tool calls, retries, fallbacks and per-model accounting.
+"""Switchboard's language-model layer: `LLM.complete()` with aliases, streaming, tool calls, retries,
+fallbacks and per-model accounting, over our own OpenAI-compatible client (`openai/` models) or litellm.
 
-Importing this package never imports litellm (~5 s, ~185 MiB): that happens on the first call.
+Importing this package never imports litellm (~5 s, ~185 MiB): that happens only when a model that
+uses the litellm transport is configured or called.
 """
 
 from bot.llm.client import LLM, DeltaCallback

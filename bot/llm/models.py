@@ -1,4 +1,4 @@
-"""Turning a model name from a flow or the config into exactly what litellm is called with.
+"""Turning a model name from a flow or the config into exactly what is called, and through which transport.
 
 A name is either an alias from `llm.models` (its own model string, endpoint, key, timeout, retries,
 fallbacks and extra parameters) or a raw litellm model string (`openai/gpt-4o-mini`, `ollama/llama3`)
