@@ -23,11 +23,9 @@ import math
 import os
 import weakref
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import getproxies, proxy_bypass
-
-import aiohttp
 
 from bot.llm.completion import Completion, ToolCall, Usage, parse_tool_calls
 from bot.llm.errors import LLMError, from_exception, missing_key_error, scrub
@@ -35,6 +33,10 @@ from bot.llm.models import ResolvedModel
 from bot.llm.pricing import COST_PARAMS, cost, load_prices, prices_loaded
 from bot.llm.streaming import StreamAssembler
 from bot.llm.transport import ConsumerFailed, DeltaCallback, deliver
+
+# aiohttp itself (~0.2 s to import) is imported on the first call, not when the bot starts.
+if TYPE_CHECKING:
+    import aiohttp
 
 # Sized for a thousand conversations waiting on the model at once, each on its own keep-alive connection.
 MAX_CONNECTIONS = 1000
@@ -65,6 +67,8 @@ _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSe
 
 def shared_session() -> aiohttp.ClientSession:
     """The process's one HTTP session for the running event loop (connections belong to a loop)."""
+    import aiohttp
+
     loop = asyncio.get_running_loop()
     session = _sessions.get(loop)
     if session is None or session.closed:
@@ -136,6 +140,8 @@ class DirectTransport:
         on_delta: DeltaCallback | None,
         delivered: list[bool],
     ) -> Completion:
+        import aiohttp
+
         url, headers, key = self._where(target)
         body = _body(target, request, stream=on_delta is not None)
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -287,6 +293,8 @@ def _proxy_for(url: str) -> str | None:
 
 @functools.lru_cache(maxsize=16)
 def _timeouts(call_timeout: float) -> aiohttp.ClientTimeout:
+    import aiohttp
+
     # The whole attempt is bounded with asyncio.timeout; these only keep a socket from outliving it.
     return aiohttp.ClientTimeout(total=None, sock_connect=call_timeout, sock_read=call_timeout)
 
