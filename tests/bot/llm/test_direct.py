@@ -87,6 +87,18 @@ def test_auto_means_direct_for_openai_models_and_litellm_for_every_other_provide
         LLMSection(transport="fastest")
 
 
+def test_litellm_is_loaded_at_start_up_only_when_a_configured_model_needs_it() -> None:
+    direct_only = LLMSection(
+        default="main",
+        models={"main": ModelAlias(model="openai/a", fallbacks=["openai/b"]), "b": ModelAlias(model="openai/c")},
+    )
+    with_fallback = LLMSection(default="main", models={"main": ModelAlias(model="openai/a", fallbacks=["ollama/x"])})
+
+    assert LLM(direct_only, prefetch=False).transports_in_use() == {TransportKind.DIRECT}
+    assert LLM(with_fallback, prefetch=False).transports_in_use() == {TransportKind.DIRECT, TransportKind.LITELLM}
+    assert LLM(LLMSection(), prefetch=False).transports_in_use() == set()
+
+
 @pytest.mark.slow  # imports litellm (~5 s idle, ~20 s on a busy machine) when no test before did
 async def test_transport_litellm_still_goes_through_litellm(fake: FakeOpenAI) -> None:
     llm = make_llm(
