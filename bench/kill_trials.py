@@ -46,8 +46,8 @@ async def main(trials: int, conversations: int, per_conversation: int, delay: fl
                     result = await kill_trial(cluster, slow, http, trial=trial, conversations=conversations,
                                               per_conversation=per_conversation, rng=rng)
                     results.append(result)
-                    flag = "ok" if result.clean else f"LOST {result.lost} DOUBLED {result.doubled} " \
-                                                      f"REORDERED {result.reordered}"
+                    flag = "ok" if result.clean else (f"LOST {result.lost} DOUBLED {result.doubled} "
+                                                      f"RUNS {result.runs_wrong} REORDERED {result.reordered}")
                     print(f"trial {trial + 1:3d}/{trials}: {result.messages} messages, "
                           f"{result.in_flight_at_kill} runs in flight on the killed worker, "
                           f"{result.resumed} resumed at their next node, {result.seconds:.1f} s  {flag}", flush=True)
@@ -58,20 +58,22 @@ async def main(trials: int, conversations: int, per_conversation: int, delay: fl
     lost = sum(len(r.lost) for r in results)
     doubled = sum(len(r.doubled) for r in results)
     reordered = sum(len(r.reordered) for r in results)
+    runs_wrong = sum(len(r.runs_wrong) for r in results)
     in_flight = sum(r.in_flight_at_kill for r in results)
     latency = summarize([s for r in results for s in r.latencies])
     print()
-    print("| trials | messages | runs in flight at the kill | resumed at next node | lost | doubled | reordered "
-          "| steps recorded twice | late turn-ends | latency p50 / p95 / max | wall |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| trials | messages | runs in flight at the kill | resumed at next node | replies lost | replies doubled "
+          "| events without exactly one succeeded run | reordered | steps not recorded exactly once "
+          "| late replies at the gateway | latency p50 / p95 / max | wall |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {len(results)} | {messages} | {in_flight} | {sum(r.resumed for r in results)} | {lost} | {doubled} "
-          f"| {reordered} | {sum(len(r.repeated_steps) for r in results)} | {gateway_log.count(GONE)} "
+          f"| {runs_wrong} | {reordered} | {sum(len(r.repeated_steps) for r in results)} | {gateway_log.count(GONE)} "
           f"| {latency['p50']:.0f} / {latency['p95']:.0f} / {latency['max']:.0f} ms "
           f"| {time.monotonic() - started:.0f} s |")
     for r in results:
-        for line in r.repeated_steps:
+        for line in r.repeated_steps + r.lost + r.doubled + r.runs_wrong + r.reordered:
             print(f"  trial {r.trial + 1}: {line}")
-    return 1 if lost or doubled or reordered else 0
+    return 1 if lost or doubled or reordered or runs_wrong else 0
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ class TrialResult:
     messages: int
     in_flight_at_kill: int  # the victim's runs waiting on the slow API when it was killed
     resumed: int  # of those, runs that continued at their next node (prepare not re-run)
-    lost: list[str] = field(default_factory=list)
-    doubled: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # the person got no final reply
+    doubled: list[str] = field(default_factory=list)  # the person got the reply more than once
+    runs_wrong: list[str] = field(default_factory=list)  # an event without exactly one succeeded run
     reordered: list[str] = field(default_factory=list)
     repeated_steps: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -44,7 +45,7 @@ class TrialResult:
 
     @property
     def clean(self) -> bool:
-        return not (self.lost or self.doubled or self.reordered)
+        return not (self.lost or self.doubled or self.reordered or self.runs_wrong)
 
 
 @dataclass(slots=True)
@@ -131,8 +132,11 @@ async def kill_trial(
     in_flight = mine(slow.in_flight())
     per_worker = Counter(w.name for c in in_flight for w in workers if c.port in ports[w.name])
     victim = max(workers, key=lambda w: (per_worker[w.name], rng.random()))
-    victim_events = {c.event_id for c in in_flight if c.port in ports[victim.name]}
+    killed_at = time.monotonic()
     cluster.kill(victim)
+    # In flight at the kill: answered after the signal (the answer met a dead process) or not at all.
+    victim_events = {c.event_id for c in mine(slow.calls) if c.port in ports[victim.name]
+                     and c.started < killed_at and (not c.finished or c.finished >= killed_at)}
     replacement = cluster.spawn(ProcessRole.WORKER)
 
     answers = [a for conversation in await asyncio.gather(*tasks) for a in conversation]
@@ -161,7 +165,7 @@ async def _check_database(cluster: Cluster, slow: SlowApi, tag: str, victim_even
             "SELECT r.event_id, s.node_id, count(*) FROM run_steps s JOIN runs r ON r.id = s.run_id "
             "WHERE r.event_id = ANY(%s) GROUP BY 1, 2", (ids,))).fetchall()
     if len(events) != result.messages:
-        result.lost.append(f"{result.messages} messages sent, {len(events)} events accepted")
+        result.runs_wrong.append(f"{result.messages} messages sent, {len(events)} events accepted")
     runs_of: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for run in runs:
         runs_of[run[0]].append(run)
@@ -170,9 +174,7 @@ async def _check_database(cluster: Cluster, slow: SlowApi, tag: str, victim_even
     for event_id, text in text_of.items():
         mine = runs_of[event_id]
         if [r[1] for r in mine] != ["succeeded"]:
-            (result.doubled if len(mine) > 1 else result.lost).append(f"{text}: runs {[r[1] for r in mine]}")
-        if step_count.get((event_id, "answer"), 0) > 1:
-            result.doubled.append(f"{text}: the reply node ran {step_count[(event_id, 'answer')]} times")
+            result.runs_wrong.append(f"{text}: runs {[r[1] for r in mine]}")
         for node in ("prepare", "wait", "answer"):
             if step_count.get((event_id, node), 0) != 1:
                 result.repeated_steps.append(f"{text}: {node} recorded {step_count.get((event_id, node), 0)}×")
