@@ -11,7 +11,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2 import ChainableUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -24,7 +24,13 @@ def _tojson(value: Any) -> str:
 
 
 _env = ImmutableSandboxedEnvironment(
-    autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False
+    autoescape=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=False,
+    # A node that did not run on this path reads as empty (Dify's semantics); `flows check`
+    # still reports names that are no node at all.
+    undefined=ChainableUndefined,
 )
 _env.filters["tojson"] = _tojson
 

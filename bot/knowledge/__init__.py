@@ -6,6 +6,7 @@ use; the modules beside it each do one step (loaders, chunking, ingest, search, 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,11 @@ class KnowledgeBase:
             allowed_roots=[config.resolve(r) for r in section.allowed_roots],
         )
 
-    async def ingest(self, paths: Iterable[str], *, collection: str = DEFAULT_COLLECTION,
+    async def ingest(self, paths: Iterable[str | os.PathLike[str]], *, collection: str = DEFAULT_COLLECTION,
                      metadata: dict[str, Any] | None = None, on_file: ProgressCallback | None = None,
                      from_chat: bool = False) -> IngestReport:
         """Ingest files/folders. `from_chat` confines reads to `allowed_roots` (a chat user is not the operator)."""
-        paths = list(paths)
+        paths = [os.fspath(p) for p in paths]  # sources are stored as the paths given, as text
         if from_chat:
             for given in paths:  # refuse the whole request before touching anything
                 check_allowed(Path(given), self.allowed_roots)

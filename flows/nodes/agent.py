@@ -21,7 +21,7 @@ from bot.tools.execution import PlannedCall, execute, record
 from bot.tools.waits import HumanWaits, WaitStatus
 from flows.context import RunContext
 from flows.nodes.base import Node, NodeKind, NodeOptions, NodeResult, node_kind
-from flows.nodes.llm import ReplyStreamer, build_messages
+from flows.nodes.llm import MemoryOptions, ReplyStreamer, build_messages
 
 log = logging.getLogger("switchboard.agent")
 
@@ -35,7 +35,7 @@ class AgentOptions(NodeOptions):
     history: int | None = Field(None, ge=0)
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1)
-    memory: dict[str, Any] | None = None
+    memory: MemoryOptions | None = None
     # Tool names, or `server__*` for every tool of an MCP server; omitted: every tool the bot has.
     tools: list[str] | None = None
     max_steps: int = Field(6, ge=1, le=50)  # model turns that may call tools

@@ -18,6 +18,14 @@ from flows.nodes.base import Node, NodeKind, NodeOptions, NodeResult, node_kind
 STREAM_EDIT_INTERVAL = 0.25
 
 
+class MemoryOptions(NodeOptions):
+    """What of the person's long-term memory goes into the prompt."""
+
+    recall: int | bool = True  # how many memories (True: the configured default; 0/False: none)
+    summary: bool = False  # the summary of this conversation's older turns
+    min_similarity: float | None = Field(None, ge=-1, le=1)
+
+
 class LLMOptions(NodeOptions):
     model: str | None = None  # alias or litellm model string; default: llm.default
     system: str | None = None
@@ -27,7 +35,7 @@ class LLMOptions(NodeOptions):
     max_tokens: int | None = Field(None, ge=1)
     reply: bool = False  # stream the answer to the person
     # Per-person memory in the prompt (see docs/memory.md): e.g. {recall: 5, summary: true}
-    memory: dict[str, Any] | None = None
+    memory: MemoryOptions | None = None
 
 
 @node_kind(NodeKind.LLM, options=LLMOptions, summary="Call a language model")
@@ -65,14 +73,29 @@ class LLMNode(Node[LLMOptions]):
 
 
 async def build_messages(
-    ctx: RunContext, system: str | None, prompt: str, history_turns: int | None, memory: dict[str, Any] | None = None
+    ctx: RunContext,
+    system: str | None,
+    prompt: str,
+    history_turns: int | None,
+    memory: MemoryOptions | dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """System prompt (+ recalled memories), conversation history, then the rendered prompt."""
+    """System prompt (+ recalled memories), conversation history, then the rendered prompt.
+
+    History: the client's transcript when it sent one (OpenAI-compatible API); else `history_turns`
+    turns when the node names a number; else, with the memory feature, the newest turns that fit its
+    token budget plus a summary of the older ones; else the flow's `history.turns`.
+    """
     messages: list[dict[str, Any]] = []
     system_text = ctx.render(system).strip() if system else ""
     memory_service = ctx.services.memory
+    conversation = ctx.event.conversation.key
+    if isinstance(memory, dict):
+        memory = MemoryOptions.model_validate(memory)
     if memory is not None and memory_service is not None:
-        recalled = await memory_service.prompt_context(ctx.person.id, ctx.event.text, **memory)
+        extra: dict[str, Any] = {"recall": memory.recall, "summary": memory.summary, "conversation": conversation}
+        if memory.min_similarity is not None:
+            extra["min_similarity"] = memory.min_similarity
+        recalled = await memory_service.prompt_context(ctx.person.id, ctx.event.text, **extra)
         if recalled:
             system_text = f"{system_text}\n\n{recalled}".strip()
     if system_text:
@@ -80,12 +103,12 @@ async def build_messages(
     turns = ctx.flow.history.turns if history_turns is None else history_turns
     client_history = ctx.event.meta.get("history")
     if isinstance(client_history, list):
-        # The client sent the transcript (OpenAI-compatible API): it is the source of truth.
         messages.extend(m for m in client_history[-turns * 2 or None :] if turns and _valid_turn(m))
+    elif turns and history_turns is None and memory_service is not None:
+        window = await memory_service.history_window(conversation, before_event=ctx.event.id)
+        messages.extend(window.messages())
     elif turns:
-        for turn in await ctx.services.store.history.recent(
-            ctx.event.conversation.key, turns * 2, before_event=ctx.event.id
-        ):
+        for turn in await ctx.services.store.history.recent(conversation, turns * 2, before_event=ctx.event.id):
             messages.append({"role": turn.role, "content": turn.content})
     messages.append({"role": "user", "content": ctx.render(prompt)})
     return messages

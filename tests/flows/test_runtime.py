@@ -106,8 +106,8 @@ async def test_every_step_of_a_run_is_persisted(app: App, fake_llm: FakeOpenAI) 
     await say(app, "record this")
     run = await app.store.runs.get((await app.store.runs.recent(1))[0].id, with_steps=True)
     assert run is not None and run.status is RunStatus.SUCCEEDED and run.flow == "assistant"
-    assert [s.node_id for s in run.step_records] == ["has_model", "answer"]
-    answer = run.step_records[1]
+    assert [s.node_id for s in run.step_records] == ["has_model", "docs", "answer", "cited"]
+    answer = run.step_records[2]
     assert answer.outputs["text"] == "Recorded." and answer.tokens_in > 0 and answer.duration_ms > 0
 
 
@@ -162,7 +162,7 @@ async def test_an_interrupted_run_resumes_at_its_next_node_instead_of_starting_o
             break
         await asyncio.sleep(0.05)
     assert run is not None and run.status is RunStatus.SUCCEEDED
-    assert [s.node_id for s in run.step_records] == ["answer"]  # has_model was not run again
+    assert [s.node_id for s in run.step_records] == ["answer", "cited"]  # has_model was not run again
 
 
 async def test_without_a_model_free_text_explains_how_to_configure_one(database_url: str, tmp_path: Path) -> None:
@@ -172,3 +172,18 @@ async def test_without_a_model_free_text_explains_how_to_configure_one(database_
         (text,) = await say(no_model_app, "hello?")
     assert "no language model is configured" in text
     assert "SWITCHBOARD_MODEL=openai/gpt-4o-mini" in text
+
+
+async def test_answers_from_the_default_collection_cite_their_sources(
+    app: App, fake_llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    handbook = tmp_path / "handbook.md"
+    handbook.write_text("# On-call\n\nThe on-call engineer rotates every Monday at 09:00 UTC.\n")
+    assert app.services is not None and app.services.knowledge is not None
+    await app.services.knowledge.ingest([handbook], collection="default")
+    fake_llm.script(Text("On-call rotates every Monday at 09:00 UTC [1]."))
+    answer, sources = await say(app, "When does the on-call rotation change?")
+    assert answer == "On-call rotates every Monday at 09:00 UTC [1]."
+    assert sources.startswith("Sources:\n[1]") and "handbook.md" in sources
+    system = fake_llm.requests[-1]["messages"][0]["content"]
+    assert "rotates every Monday" in system  # the passage reached the prompt, numbered for citation
