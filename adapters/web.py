@@ -16,7 +16,6 @@ When `SWITCHBOARD_API_KEY` is set, the APIs need `Authorization: Bearer <key>`.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import os
@@ -33,7 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from adapters.base import Adapter, AdapterContext, Capability
 from bot.bus import Bus
 from bot.events import ConversationRef, Event, EventKind, Reply, ReplyKind, Sender
-from bot.server import RequestTooLarge, json_error, read_body_capped
+from bot.server import RequestTooLarge, api_key_ok, json_error, read_body_capped
 
 log = logging.getLogger("switchboard.adapters.web")
 
@@ -153,11 +152,7 @@ class WebAdapter(Adapter):
     # -- HTTP endpoints ----------------------------------------------------------------------
 
     def _authorized(self, request: Request) -> bool:
-        if not self._api_key:
-            return True
-        header = request.headers.get("authorization", "")
-        token = header.removeprefix("Bearer ").strip()
-        return hmac.compare_digest(token.encode(), self._api_key.encode())
+        return api_key_ok(request, self._api_key)
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
         assert self._context is not None

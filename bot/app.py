@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -103,6 +104,7 @@ class App:
                 self.server.add_health_check("database", self._db_health)
             await self._start_adapters()
             if self.server is not None:
+                self._mount_feature_apis(self.server)
                 await self.server.start()
         log.info(
             "switchboard started",
@@ -160,6 +162,20 @@ class App:
                 continue
             self.live_adapters.append(adapter)
             self._tasks.append(asyncio.create_task(adapter.deliver_forever(self.bus), name=f"deliver:{adapter.name}"))
+
+    def _mount_feature_apis(self, server: HttpServer) -> None:
+        """HTTP APIs of optional features (the knowledge API), next to the web adapter's."""
+        assert self.services is not None
+        if self.services.knowledge is not None:
+            from bot.knowledge.http import knowledge_routes
+
+            server.add_routes(
+                knowledge_routes(
+                    self.services.knowledge,
+                    api_key=os.environ.get("SWITCHBOARD_API_KEY", ""),
+                    max_body_bytes=self.config.server.max_message_bytes,
+                )
+            )
 
     async def _db_health(self) -> dict[str, Any]:
         assert self.store is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,14 @@ async def read_body_capped(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise RequestTooLarge(f"request body is over the {limit}-byte limit")
     return bytes(body)
+
+
+def api_key_ok(request: Request, api_key: str) -> bool:
+    """True when no key is required, or the request carries `Authorization: Bearer <key>`."""
+    if not api_key:
+        return True
+    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    return hmac.compare_digest(token.encode(), api_key.encode())
 
 
 def json_error(status: int, message: str, *, code: str, **extra: Any) -> JSONResponse:
