@@ -77,7 +77,7 @@ async def main(conversations: int, delay: float, fake: subprocess.Popen[str]) ->
         f"  overhead above the model's {delay:g} s: p50 {percentile(overheads, 50):.0f} ms, "
         f"p99 {percentile(overheads, 99):.0f} ms, max {max(overheads):.0f} ms"
     )
-    print(f"  peak RSS {peak_rss_mib():.0f} MiB (includes litellm, ~185 MiB of it)")
+    print(f"  peak RSS {peak_rss_mib():.0f} MiB (this process; openai/ models use the direct transport, no litellm)")
 
 
 if __name__ == "__main__":

@@ -208,7 +208,7 @@ class App:
             with contextlib.suppress(Exception):
                 await adapter.stop()
         if self.services is not None:
-            for extra in (self.services.memory, self.services.knowledge, self.services.tools):
+            for extra in (self.services.memory, self.services.knowledge, self.services.tools, self.services.llm):
                 closer = getattr(extra, "aclose", None)
                 if closer is not None:
                     with contextlib.suppress(Exception):

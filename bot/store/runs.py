@@ -6,6 +6,8 @@ one round trip), so after a crash the run resumes at exactly the node after the 
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -172,7 +174,7 @@ WITH step AS (
     INSERT INTO run_steps (run_id, seq, node_id, kind, status, attempts, inputs, outputs, error, started_at,
                            duration_ms, tokens_in, tokens_out, cost)
     VALUES (%(run_id)s, %(seq)s, %(node_id)s, %(kind)s, %(step_status)s, %(attempts)s, %(inputs)s, %(outputs)s,
-            NULLIF(%(step_error)s, ''), %(started_at)s, %(duration_ms)s, %(tokens_in)s, %(tokens_out)s, %(cost)s)
+            %(step_error)s, %(started_at)s, %(duration_ms)s, %(tokens_in)s, %(tokens_out)s, %(cost)s)
 )
 INSERT INTO runs (id, flow, event_id, conversation, person_id, status, next_node, state, steps, tokens_in,
                   tokens_out, cost, error, finished_at)
@@ -186,9 +188,74 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
+_MAX_STEP_BATCH = 500
+
+_STEP_KEYS = (
+    "run_id",
+    "seq",
+    "node_id",
+    "kind",
+    "step_status",
+    "attempts",
+    "inputs",
+    "outputs",
+    "step_error",
+    "started_at",
+    "duration_ms",
+    "tokens_in",
+    "tokens_out",
+    "cost",
+    "flow",
+    "event_id",
+    "conversation",
+    "person_id",
+    "status",
+    "next_node",
+    "state",
+    "error",
+    "finished",
+)
+
+_RECORD_STEPS = """
+WITH step AS (
+    INSERT INTO run_steps (run_id, seq, node_id, kind, status, attempts, inputs, outputs, error, started_at,
+                           duration_ms, tokens_in, tokens_out, cost)
+    SELECT * FROM unnest(%(run_id)s::uuid[], %(seq)s::int[], %(node_id)s::text[], %(kind)s::text[],
+                         %(step_status)s::text[], %(attempts)s::int[], %(inputs)s::jsonb[], %(outputs)s::jsonb[],
+                         %(step_error)s::text[], %(started_at)s::timestamptz[], %(duration_ms)s::float8[],
+                         %(tokens_in)s::int[], %(tokens_out)s::int[], %(cost)s::float8[])
+)
+INSERT INTO runs (id, flow, event_id, conversation, person_id, status, next_node, state, steps, tokens_in,
+                  tokens_out, cost, error, finished_at)
+SELECT r.id, r.flow, r.event_id, r.conversation, r.person_id, r.status, r.next_node, r.state, r.steps, r.tokens_in,
+       r.tokens_out, r.cost, r.error, CASE WHEN r.finished THEN now() END
+FROM unnest(%(run_id)s::uuid[], %(flow)s::text[], %(event_id)s::text[], %(conversation)s::text[],
+            %(person_id)s::bigint[], %(status)s::text[], %(next_node)s::text[], %(state)s::jsonb[], %(seq)s::int[],
+            %(tokens_in)s::int[], %(tokens_out)s::int[], %(cost)s::float8[], %(error)s::text[], %(finished)s::bool[])
+     AS r(id, flow, event_id, conversation, person_id, status, next_node, state, steps, tokens_in, tokens_out, cost,
+          error, finished)
+ON CONFLICT (id) DO UPDATE SET
+    status = EXCLUDED.status, next_node = EXCLUDED.next_node, state = EXCLUDED.state, steps = EXCLUDED.steps,
+    tokens_in = runs.tokens_in + EXCLUDED.tokens_in, tokens_out = runs.tokens_out + EXCLUDED.tokens_out,
+    cost = runs.cost + EXCLUDED.cost, error = coalesce(EXCLUDED.error, runs.error), updated_at = now(),
+    finished_at = EXCLUDED.finished_at
+"""
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
 class RunStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
+        self._pending_steps: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._step_writer: asyncio.Task[None] | None = None
 
     async def create(
         self,
@@ -221,42 +288,70 @@ class RunStore:
         finish: RunStatus | None = None,
         error: str | None = None,
     ) -> None:
-        """Write one step and the run's state after it, atomically, in one statement.
+        """Write one step and the run's state after it, atomically; return once it is committed.
 
         The run row is upserted with the step (created by the first step), so a run that crashed
         before its first step committed leaves nothing behind and simply starts again. `finish`
-        ends the run too.
+        ends the run too. Steps of concurrent runs are group-committed: whoever arrives while a
+        batch is being written joins the next one, one statement for all of them.
         """
         status = str(finish) if finish else str(RunStatus.RUNNING)
-        async with self._pool.connection() as conn:
-            await conn.execute(
-                _RECORD_STEP,
-                {
-                    "run_id": run_id,
-                    "seq": seq,
-                    "node_id": step.node_id,
-                    "kind": step.kind,
-                    "step_status": str(step.status),
-                    "attempts": step.attempts,
-                    "inputs": Jsonb(step.inputs),
-                    "outputs": Jsonb(step.outputs),
-                    "step_error": step.error,
-                    "started_at": step.started_at,
-                    "duration_ms": step.duration_ms,
-                    "tokens_in": step.tokens_in,
-                    "tokens_out": step.tokens_out,
-                    "cost": step.cost,
-                    "flow": header.flow,
-                    "event_id": header.event_id,
-                    "conversation": header.conversation,
-                    "person_id": header.person_id,
-                    "status": status,
-                    "next_node": next_node,
-                    "state": Jsonb(state),
-                    "error": error,
-                    "finished": finish is not None and finish not in _OPEN,
-                },
-            )
+        params = {
+            "run_id": run_id,
+            "seq": seq,
+            "node_id": step.node_id,
+            "kind": step.kind,
+            "step_status": str(step.status),
+            "attempts": step.attempts,
+            "inputs": Jsonb(step.inputs),
+            "outputs": Jsonb(step.outputs),
+            "step_error": step.error or None,
+            "started_at": step.started_at,
+            "duration_ms": step.duration_ms,
+            "tokens_in": step.tokens_in,
+            "tokens_out": step.tokens_out,
+            "cost": step.cost,
+            "flow": header.flow,
+            "event_id": header.event_id,
+            "conversation": header.conversation,
+            "person_id": header.person_id,
+            "status": status,
+            "next_node": next_node,
+            "state": Jsonb(state),
+            "error": error,
+            "finished": finish is not None and finish not in _OPEN,
+        }
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_steps.append((params, future))
+        if self._step_writer is None or self._step_writer.done():
+            self._step_writer = asyncio.create_task(self._write_steps(), name="run-steps-writer")
+        await future
+
+    async def _write_steps(self) -> None:
+        while self._pending_steps:
+            batch, self._pending_steps = self._pending_steps[:_MAX_STEP_BATCH], self._pending_steps[_MAX_STEP_BATCH:]
+            try:
+                async with self._pool.connection() as conn:
+                    if len(batch) == 1:
+                        await conn.execute(_RECORD_STEP, batch[0][0])
+                    else:
+                        await conn.execute(_RECORD_STEPS, {k: [p[k] for p, _ in batch] for k in _STEP_KEYS})
+            except Exception:
+                if len(batch) == 1:
+                    _settle(batch[0][1], sys.exc_info()[1])
+                    continue
+                # One bad step must not fail its neighbours: write them one by one.
+                for params, future in batch:
+                    try:
+                        async with self._pool.connection() as conn:
+                            await conn.execute(_RECORD_STEP, params)
+                    except Exception as exc:
+                        _settle(future, exc)
+                    else:
+                        _settle(future, None)
+                continue
+            for _, future in batch:
+                _settle(future, None)
 
     async def finish(self, run_id: str, status: RunStatus, *, error: str | None = None) -> None:
         async with self._pool.connection() as conn:
