@@ -61,10 +61,12 @@ async def main(conversations: int, delay: float, fake: subprocess.Popen[str]) ->
         async with App(config, with_server=False, adapters=[adapter]) as app:
             await app.services.llm.complete([{"role": "user", "content": "warm up"}])  # import litellm, open pools
             adapter.expect(conversations)
+            cpu_before = time.process_time()
             started = time.perf_counter()
             await asyncio.gather(*(adapter.publish("hello", f"conv-{i}") for i in range(conversations)))
             await adapter.wait(120)
             wall = time.perf_counter() - started
+            cpu = time.process_time() - cpu_before
             overheads = [ms - delay * 1000 for ms in adapter.latencies_ms()]
             answered = adapter.replies
             failed = sum(1 for r in await app.store.runs.recent(conversations) if r.status != "succeeded")
@@ -77,6 +79,8 @@ async def main(conversations: int, delay: float, fake: subprocess.Popen[str]) ->
         f"  overhead above the model's {delay:g} s: p50 {percentile(overheads, 50):.0f} ms, "
         f"p99 {percentile(overheads, 99):.0f} ms, max {max(overheads):.0f} ms"
     )
+    print(f"  CPU of this process for the burst: {cpu:.2f} s ({cpu / conversations * 1000:.2f} ms per conversation); "
+          "the rest of the wall time is the fake model's own process and PostgreSQL sharing the 2 cores")
     print(f"  peak RSS {peak_rss_mib():.0f} MiB (this process; openai/ models use the direct transport, no litellm)")
 
 
