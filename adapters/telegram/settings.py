@@ -35,6 +35,10 @@ class GroupMessages(StrEnum):
     ALL = "all"  # every message (needs privacy mode off in BotFather, or admin rights)
 
 
+# Telegram users expect one-word commands in the menu; each maps to a `/sb` command.
+DEFAULT_SHORTCUTS = {"start": "help", "help": "help", "status": "status", "remind": "remind", "memory": "memory"}
+
+
 @dataclass(frozen=True, slots=True)
 class TelegramSettings:
     token: str = field(repr=False)
@@ -44,7 +48,7 @@ class TelegramSettings:
     webhook_secret: str = field(default="", repr=False)
     group_messages: GroupMessages = GroupMessages.MENTIONS
     # Native-looking commands: `/start`, `/help@bot args` become `Command(<mapped name>, args)`.
-    shortcuts: Mapping[str, str] = field(default_factory=lambda: {"start": "help", "help": "help"})
+    shortcuts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SHORTCUTS))
     allowed_chats: frozenset[str] = frozenset()  # empty: every chat
     poll_timeout: float = 30.0
     edit_interval: float = 1.0  # seconds between streaming edits in private chats
@@ -85,7 +89,7 @@ def settings_from(options: Mapping[str, Any], env: Mapping[str, str]) -> Telegra
         if webhook_url and urlsplit(webhook_url).scheme not in ("http", "https"):
             raise ValueError(f"TELEGRAM_WEBHOOK_URL must be an https URL ending in {WEBHOOK_PATH}")
 
-    shortcuts = options.get("shortcuts", {"start": "help", "help": "help"}) or {}
+    shortcuts = options.get("shortcuts", dict(DEFAULT_SHORTCUTS)) or {}
     if not isinstance(shortcuts, Mapping):
         raise ValueError("adapters.telegram.shortcuts must map Telegram commands to ours, e.g. {start: help}")
     for name in shortcuts:
