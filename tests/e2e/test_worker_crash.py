@@ -75,7 +75,7 @@ async def test_runs_of_a_killed_worker_resume_at_their_next_node_once_each_and_i
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "two known windows, each hit about once in 100 SIGKILL trials (docs/scale-out.md): a kill after the reply "
+    "two known windows, hit in 1-2 of 100 SIGKILL trials (docs/scale-out.md): a kill after the reply "
     "node sent its reply but before its step row was written re-sends the reply (reply ids are random, so "
     "nothing downstream can dedupe it); and a worker fenced off its partitions (lease not renewed in time "
     "under CPU starvation) cancels its handlers, and flows/runtime.py still sends TURN_END for the cancelled "
