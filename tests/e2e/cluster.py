@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -174,7 +175,7 @@ class Cluster:
     env: dict[str, str] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"sbe2e-{uuid.uuid4().hex[:8]}:")
     processes: list[RoleProcess] = field(default_factory=list)
-    _names: Iterator[int] = field(default_factory=lambda: iter(range(1, 10_000)))
+    _names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
     def bus_url(self) -> str:

@@ -1,8 +1,10 @@
 """Scale-out end to end: a gateway and two workers as real OS processes on Redis and PostgreSQL.
 
-A worker killed with SIGKILL in the middle of runs loses no reply and sends none twice: its runs are
-reclaimed by the other worker and continue at the node that was in flight. A gateway that goes away
-and comes back delivers the replies the workers produced meanwhile. `SWITCHBOARD_E2E_KILL_TRIALS`
+A worker killed with SIGKILL in the middle of runs loses no run and runs none twice: its runs are
+reclaimed by the other worker and continue at the node that was in flight, in order per conversation.
+Every message should also get exactly one reply; two known windows still break that now and then (the
+test says which, and is xfail until they are closed). A gateway that goes away and comes back delivers
+the replies the workers produced meanwhile. `SWITCHBOARD_E2E_KILL_TRIALS`
 sets the number of kill trials (10 here; `bench/kill_trials.py` runs 100).
 """
 
