@@ -10,6 +10,7 @@ import abc
 import asyncio
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from bot.server import HttpServer
 
 log = logging.getLogger("switchboard.adapters")
+
+_FINALIZED_MEMORY = 10_000  # message keys remembered per adapter for dropping re-sent replies
 
 
 class Capability(StrEnum):
@@ -90,11 +93,17 @@ class Adapter(abc.ABC):
         restarting), the pump logs it and reconnects with backoff instead of going silent.
         """
         delay = 0.5
+        finalized = DeliveredReplies()
         while True:
             try:
                 async for reply in bus.replies(self.name):
                     delay = 0.5
                     if reply.kind is ReplyKind.TURN_END and not self.wants_turn_end:
+                        continue
+                    if finalized.seen(reply):
+                        log.info(
+                            "dropped a reply already delivered", extra={"adapter": self.name, "reply_id": reply.id}
+                        )
                         continue
                     try:
                         await self.send(reply)
@@ -104,6 +113,8 @@ class Adapter(abc.ABC):
                         log.exception(
                             "reply could not be delivered", extra={"adapter": self.name, "reply_id": reply.id}
                         )
+                        continue
+                    finalized.mark(reply)
                 return
             except asyncio.CancelledError:
                 raise
@@ -114,6 +125,28 @@ class Adapter(abc.ABC):
 
     # Request/response channels (web API, console) need to know when a turn is over.
     wants_turn_end: bool = False
+
+
+class DeliveredReplies:
+    """Messages already shown in full, by message key (the first reply's id), bounded.
+
+    A flow step run again after a worker crash sends the same (deterministic) reply ids; an adapter's
+    pump asks `seen` before sending and calls `mark` after a successful send, so the person sees each
+    message once. Partial edits of a message already shown in full are dropped too.
+    """
+
+    def __init__(self, capacity: int = _FINALIZED_MEMORY) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+
+    def seen(self, reply: Reply) -> bool:
+        return reply.kind is ReplyKind.MESSAGE and (reply.edit_of or reply.id) in self._keys
+
+    def mark(self, reply: Reply) -> None:
+        if reply.kind is ReplyKind.MESSAGE and not reply.partial:
+            self._keys[reply.edit_of or reply.id] = None
+            if len(self._keys) > self._capacity:
+                self._keys.popitem(last=False)
 
 
 def split_text(text: str, limit: int) -> list[str]:

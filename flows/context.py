@@ -53,6 +53,10 @@ class RunContext:
     answer: Event | None = None
     started: float = field(default_factory=time.monotonic)
     replies_sent: int = 0
+    # Which step is running and how many replies it has sent: reply ids are derived from them, so a
+    # step re-run after a crash sends the same ids and adapters drop what already went out.
+    step_seq: int = 0
+    sends_in_step: int = 0
 
     # -- templates -------------------------------------------------------------------------
 
@@ -136,6 +140,9 @@ class RunContext:
         )
         if reply_id:
             reply.id = reply_id
+        elif self.run_id:
+            reply.id = f"{self.run_id}.{self.step_seq}.{self.sends_in_step}"
+            self.sends_in_step += 1
         await self.services.bus.send(reply)
         if not partial:
             self.replies_sent += 1

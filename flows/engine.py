@@ -111,6 +111,7 @@ class Engine:
                     raise RunLimitExceeded(node_id, f"the run reached its time limit of {max_seconds:g} s")
                 node = flow.nodes[node_id]
                 seq += 1
+                ctx.step_seq = seq
                 result, step, cause = await self._execute(node, ctx, remaining)
                 ctx.values[node.id] = result.outputs
                 if step.status is StepStatus.FAILED and node.spec.on_error is None:
@@ -170,6 +171,7 @@ class Engine:
         cause: BaseException | None = None
         while True:
             attempts += 1
+            ctx.sends_in_step = 0  # a retried attempt re-sends the same reply ids (and is deduplicated)
             timeout = min(spec.timeout or remaining, remaining)
             try:
                 result = await asyncio.wait_for(node.run(ctx), timeout=timeout)

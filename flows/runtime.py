@@ -16,7 +16,7 @@ from typing import Any
 from bot.commands import CommandContext, CommandRegistry, role_allows
 from bot.events import Event, EventKind, Reply
 from bot.store.people import Person, Role
-from bot.store.runs import RunRecord, RunStatus
+from bot.store.runs import RunRecord, RunStatus, Triage
 from flows.context import RunContext, Services
 from flows.engine import CompiledFlow, Engine, RunOutcome
 from flows.registry import FlowRegistry
@@ -74,48 +74,51 @@ class FlowRuntime:
             person = await store.people.resolve(event.sender, owner=owner)
         else:
             person = Person(triage.person[0], triage.person[1], Role(triage.person[2]))
-        outcome: RunOutcome | None = None
         try:
-            if person.role is Role.BLOCKED:
-                log.info("ignored event from a blocked person", extra={"event_id": event.id, "person": person.id})
-                return
-            if self.services.limits is not None and (refusal := await self.services.limits.check(event, person)):
-                await self._say(event, refusal)
-                return
-            if triage.previous is not None:
-                outcome = await self._redelivered(event, person, triage.previous)
-                return
-            if triage.waiting is not None:
-                outcome = await self._resume(triage.waiting, event, person, answer=event)
-                return
-            if event.kind is EventKind.COMMAND and event.command and self.commands.get(event.command.name):
-                await self._run_command(event, person)
-                return
-            flow = self.router.pick(event)
-            if flow is None:
-                await self._no_flow(event)
-                return
-            outcome = await self.run_flow(flow, event, person)
-        finally:
-            await self.services.bus.send(
-                Reply.turn_end(
-                    event,
-                    run_id=outcome.run_id if outcome else "",
-                    status=str(outcome.status) if outcome else "",
-                )
+            outcome = await self._dispatch(event, person, triage)
+        except BaseException as exc:
+            # Cancelled (shutdown, a lost partition lease) or failed: no TURN_END, because the bus
+            # hands the event out again and that delivery will end the turn.
+            log.info("event not finished", extra={"event_id": event.id, "reason": type(exc).__name__})
+            raise
+        await self.services.bus.send(
+            Reply.turn_end(
+                event, run_id=outcome.run_id if outcome else "", status=str(outcome.status) if outcome else ""
             )
-            log.info(
-                "event handled",
-                extra={
-                    "event_id": event.id,
-                    "channel": event.channel,
-                    "kind": str(event.kind),
-                    "person": person.id,
-                    "run_id": outcome.run_id if outcome else None,
-                    "status": str(outcome.status) if outcome else None,
-                    "ms": round((time.perf_counter() - t0) * 1000, 2),
-                },
-            )
+        )
+        log.info(
+            "event handled",
+            extra={
+                "event_id": event.id,
+                "channel": event.channel,
+                "kind": str(event.kind),
+                "person": person.id,
+                "run_id": outcome.run_id if outcome else None,
+                "status": str(outcome.status) if outcome else None,
+                "ms": round((time.perf_counter() - t0) * 1000, 2),
+            },
+        )
+
+    async def _dispatch(self, event: Event, person: Person, triage: Triage) -> RunOutcome | None:
+        """Run what the event asks for; the run's outcome, or None when no flow ran."""
+        if person.role is Role.BLOCKED:
+            log.info("ignored event from a blocked person", extra={"event_id": event.id, "person": person.id})
+            return None
+        if self.services.limits is not None and (refusal := await self.services.limits.check(event, person)):
+            await self._say(event, refusal)
+            return None
+        if triage.previous is not None:
+            return await self._redelivered(event, person, triage.previous)
+        if triage.waiting is not None:
+            return await self._resume(triage.waiting, event, person, answer=event)
+        if event.kind is EventKind.COMMAND and event.command and self.commands.get(event.command.name):
+            await self._run_command(event, person)
+            return None
+        flow = self.router.pick(event)
+        if flow is None:
+            await self._no_flow(event)
+            return None
+        return await self.run_flow(flow, event, person)
 
     async def run_flow(self, flow: CompiledFlow, event: Event, person: Person) -> RunOutcome:
         if flow.spec.history.record and event.text and event.kind in (EventKind.MESSAGE, EventKind.COMMAND):

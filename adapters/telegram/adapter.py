@@ -36,7 +36,7 @@ from telegram.ext import (
     filters,
 )
 
-from adapters.base import Adapter, AdapterContext, Capability
+from adapters.base import Adapter, AdapterContext, Capability, DeliveredReplies
 from adapters.telegram.api import call_api
 from adapters.telegram.inbound import CHANNEL, BotIdentity, Normalizer
 from adapters.telegram.keyboard import CallbackValues
@@ -57,10 +57,16 @@ _READY_WAIT_S = 60.0
 
 class TelegramAdapter(Adapter):
     name = CHANNEL
-    capabilities = frozenset({
-        Capability.BUTTONS, Capability.EDIT, Capability.THREADS, Capability.FILES, Capability.REACTIONS,
-        Capability.MARKDOWN,
-    })
+    capabilities = frozenset(
+        {
+            Capability.BUTTONS,
+            Capability.EDIT,
+            Capability.THREADS,
+            Capability.FILES,
+            Capability.REACTIONS,
+            Capability.MARKDOWN,
+        }
+    )
     max_message_chars = MAX_MESSAGE_CHARS
 
     def __init__(self, settings: TelegramSettings) -> None:
@@ -76,6 +82,7 @@ class TelegramAdapter(Adapter):
         self._failed_updates: set[int] = set()
         self._stopping = False
         self._lanes: dict[str, asyncio.Queue[Reply]] = {}  # chat id -> replies waiting or being sent
+        self._delivered = DeliveredReplies()
 
     def describe(self) -> str:
         host = urlsplit(self.settings.base_url).netloc
@@ -135,8 +142,10 @@ class TelegramAdapter(Adapter):
                 log.error("Telegram refused the bot token; check TELEGRAM_BOT_TOKEN", extra={"adapter": CHANNEL})
                 return
             except (NetworkError, RetryAfter) as exc:
-                log.warning("Telegram unreachable; retrying", extra={"adapter": CHANNEL, "error": str(exc),
-                                                                     "retry_in_s": round(delay, 1)})
+                log.warning(
+                    "Telegram unreachable; retrying",
+                    extra={"adapter": CHANNEL, "error": str(exc), "retry_in_s": round(delay, 1)},
+                )
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 60.0)
         self.identity = BotIdentity(app.bot.id, app.bot.username)
@@ -172,12 +181,16 @@ class TelegramAdapter(Adapter):
                 )
                 return
             except BadRequest as exc:
-                log.error("Telegram refused the webhook URL; no updates will arrive until it is fixed",
-                          extra={"adapter": CHANNEL, "error": str(exc), "url": self.settings.webhook_url})
+                log.error(
+                    "Telegram refused the webhook URL; no updates will arrive until it is fixed",
+                    extra={"adapter": CHANNEL, "error": str(exc), "url": self.settings.webhook_url},
+                )
                 return
             except NetworkError as exc:
-                log.warning("could not register the webhook; retrying",
-                            extra={"adapter": CHANNEL, "error": str(exc), "retry_in_s": round(delay, 1)})
+                log.warning(
+                    "could not register the webhook; retrying",
+                    extra={"adapter": CHANNEL, "error": str(exc), "retry_in_s": round(delay, 1)},
+                )
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 60.0)
 
@@ -253,9 +266,15 @@ class TelegramAdapter(Adapter):
                 except Exception as exc:
                     if self.settings.mode is UpdateMode.WEBHOOK or self._stopping:
                         raise
-                    log.warning("the bus did not take an event; retrying",
-                                extra={"adapter": CHANNEL, "event_id": event.id, "error": str(exc),
-                                       "retry_in_s": round(delay, 1)})
+                    log.warning(
+                        "the bus did not take an event; retrying",
+                        extra={
+                            "adapter": CHANNEL,
+                            "event_id": event.id,
+                            "error": str(exc),
+                            "retry_in_s": round(delay, 1),
+                        },
+                    )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 30.0)
             if not accepted:
@@ -291,18 +310,25 @@ class TelegramAdapter(Adapter):
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         if isinstance(update, Update) and self.settings.mode is UpdateMode.WEBHOOK:
             self._failed_updates.add(update.update_id)  # read (and removed) by the webhook endpoint
-        log.error("handling a Telegram update failed", exc_info=context.error,
-                  extra={"adapter": CHANNEL, "update_id": getattr(update, "update_id", None)})
+        log.error(
+            "handling a Telegram update failed",
+            exc_info=context.error,
+            extra={"adapter": CHANNEL, "update_id": getattr(update, "update_id", None)},
+        )
 
     def _on_poll_error(self, exc: TelegramError) -> None:
-        log.warning("Telegram polling error; PTB retries with backoff",
-                    extra={"adapter": CHANNEL, "error": f"{type(exc).__name__}: {exc}"})
+        log.warning(
+            "Telegram polling error; PTB retries with backoff",
+            extra={"adapter": CHANNEL, "error": f"{type(exc).__name__}: {exc}"},
+        )
 
     async def _on_webhook(self, request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), self.settings.webhook_secret.encode()):
-            log.warning("refused a webhook call with a wrong or missing secret token",
-                        extra={"adapter": CHANNEL, "client": request.client.host if request.client else ""})
+            log.warning(
+                "refused a webhook call with a wrong or missing secret token",
+                extra={"adapter": CHANNEL, "client": request.client.host if request.client else ""},
+            )
             return json_error(403, "wrong or missing secret token", code="forbidden")
         app = self._app
         if app is None or not self.ready.is_set():
@@ -323,8 +349,7 @@ class TelegramAdapter(Adapter):
         await app.process_update(update)
         if update.update_id in self._failed_updates:
             self._failed_updates.discard(update.update_id)
-            return json_error(500, "the update could not be accepted; Telegram will send it again",
-                              code="not_accepted")
+            return json_error(500, "the update could not be accepted; Telegram will send it again", code="not_accepted")
         return JSONResponse({"ok": True})
 
     # -- outbound ----------------------------------------------------------------------------------
@@ -365,12 +390,16 @@ class TelegramAdapter(Adapter):
             except asyncio.QueueEmpty:
                 lanes.pop(room, None)  # no await since the check: nothing can slip in between
                 return
+            if self._delivered.seen(reply):
+                continue  # re-sent by a resumed flow step: already shown
             try:
                 await self.send(reply)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("reply could not be delivered", extra={"adapter": CHANNEL, "reply_id": reply.id})
+            else:
+                self._delivered.mark(reply)
 
     async def send(self, reply: Reply) -> str:
         if not self.ready.is_set():

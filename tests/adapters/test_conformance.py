@@ -128,3 +128,18 @@ async def test_a_rate_limited_send_is_retried_after_the_advertised_delay(harness
     sent = await _wait_sent(harness, lambda s: any("worth the wait" in m.text for m in s))
     assert time.monotonic() - started >= 0.9
     assert [m.text for m in sent].count("worth the wait") == 1
+
+
+async def test_a_reply_sent_again_by_a_resumed_step_is_shown_once(harness: PlatformHarness) -> None:
+    """A worker that crashed after sending but before recording its step re-sends the same reply id."""
+
+    async def handler(event: Event) -> None:
+        reply = Reply(conversation=event.conversation, text="exactly once", id=f"{event.id}.run.1.0")
+        await harness.bus.send(reply)
+        await harness.bus.send(Reply(conversation=event.conversation, text="exactly once", id=reply.id))
+        await harness.bus.send(Reply(conversation=event.conversation, text="and then this"))
+
+    harness.bus.consume(handler)
+    await harness.deliver_message("resume me", message_id=f"resume-{time.time_ns()}")
+    sent = await _wait_sent(harness, lambda s: any("and then this" in m.text for m in s))
+    assert [m.text for m in sent].count("exactly once") == 1
