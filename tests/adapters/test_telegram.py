@@ -184,7 +184,8 @@ async def test_start_and_other_shortcuts_become_commands(tg: Live) -> None:
     tg.fake.enqueue(_dm(tg.fake, "/start"))
     event = await tg.next_event()
     assert event.kind is EventKind.COMMAND and event.command is not None and event.command.name == "help"
-    assert [c["command"] for c in tg.fake.commands] == ["start", "help", "status", "remind", "memory"]  # the menu was published
+    published = [c["command"] for c in tg.fake.commands]
+    assert published == ["start", "help", "status", "remind", "memory"]  # the command menu
 
 
 async def test_photos_and_documents_become_attachments_without_leaking_the_token(tg: Live) -> None:
