@@ -2,9 +2,9 @@
 
 A worker killed with SIGKILL in the middle of runs loses no run and runs none twice: its runs are
 reclaimed by the other worker and continue at the node that was in flight, in order per conversation.
-Every message should also get exactly one reply; two known windows still break that now and then (the
-test says which, and is xfail until they are closed). A gateway that goes away and comes back delivers
-the replies the workers produced meanwhile. `SWITCHBOARD_E2E_KILL_TRIALS`
+Every message also gets exactly one reply (reply ids are deterministic per run step, and the gateway
+drops a message it has already shown). A gateway that goes away and comes back delivers the replies the
+workers produced meanwhile. `SWITCHBOARD_E2E_KILL_TRIALS`
 sets the number of kill trials (10 here; `bench/kill_trials.py` runs 100).
 """
 
@@ -76,12 +76,6 @@ async def test_runs_of_a_killed_worker_resume_at_their_next_node_once_each_and_i
     assert sum(r.resumed for r in kill_results) == sum(r.in_flight_at_kill for r in kill_results)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "two known windows, hit in 1-2 of 100 SIGKILL trials (docs/scale-out.md): a kill after the reply "
-    "node sent its reply but before its step row was written re-sends the reply (reply ids are random, so "
-    "nothing downstream can dedupe it); and a worker fenced off its partitions (lease not renewed in time "
-    "under CPU starvation) cancels its handlers, and flows/runtime.py still sends TURN_END for the cancelled "
-    "turn, so the web API answers the person with no reply before the resumed run's reply arrives"))
 async def test_every_message_gets_exactly_one_reply_while_workers_are_killed(
     kill_results: list[TrialResult],
 ) -> None:
