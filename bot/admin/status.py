@@ -25,6 +25,12 @@ async def status_command(ctx: CommandContext) -> str:
     lines.append(f"• queue: {stats.queued} waiting, {stats.in_flight} being handled "
                  f"(bus {redact_url(services.bus.url)})")
     lines.append(f"• runs in flight: {runtime.runs_in_flight}")
+    list_workers = getattr(services.bus, "workers", None)  # the Redis bus: every process announces itself
+    if list_workers is not None:
+        workers = await list_workers()
+        described = [f"{w.role or 'worker'} {w.host}/{w.pid} ({w.in_flight} in flight, {len(w.partitions)} partitions)"
+                     for w in workers]
+        lines.append(f"• processes on the bus: {len(workers)} — {'; '.join(described) if described else 'none'}")
     async with services.store.pool.connection() as conn:
         row = await (await conn.execute(
             "SELECT (SELECT count(*) FROM runs WHERE started_at >= date_trunc('day', now(), 'UTC')), "

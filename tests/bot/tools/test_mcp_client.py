@@ -68,7 +68,9 @@ async def registry(http_server: HttpServer) -> AsyncIterator[ToolRegistry]:
     reg = ToolRegistry()
     connections = await connect_servers({
         "local": MCPServerSettings(command=sys.executable, args=["-m", "tests.fakes.mcp_server", "stdio"],
-                                   cwd=str(REPO), timeout=10),
+                                   # Generous: restarting the server (a new Python process importing
+                                   # the MCP SDK) can take several seconds on a loaded 2-core machine.
+                                   cwd=str(REPO), timeout=30),
         "remote": MCPServerSettings(url=http_server.url, timeout=10, approval=True),
     }, reg, wait=60)
     CONNECTIONS.update((c.name, c) for c in connections)
