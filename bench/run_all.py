@@ -7,14 +7,16 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SKIP = {"run_all.py", "harness.py", "fake_llm_server.py", "__init__.py"}
+# Helper modules, not benchmarks.
+SKIP = {"run_all.py", "harness.py", "fake_llm_server.py", "__init__.py", "corpus.py", "process_db.py"}
+# Benchmarks living in subfolders.
+EXTRA = ("peers/compare.py",)
 
 
 def main() -> int:
     failures = 0
-    for script in sorted(HERE.glob("*.py")):
-        if script.name in SKIP:
-            continue
+    scripts = [s for s in sorted(HERE.glob("*.py")) if s.name not in SKIP] + [HERE / e for e in EXTRA]
+    for script in scripts:
         print(f"\n=== {script.name} ===", flush=True)
         result = subprocess.run([sys.executable, str(script)], cwd=HERE.parent)
         failures += result.returncode != 0
