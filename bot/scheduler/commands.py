@@ -36,6 +36,13 @@ def _when(job: Job) -> str:
     return f"next {job.next_run_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
+def _at(job: Job) -> str:
+    """When a one-off reminder fires, as a person would say it."""
+    if job.next_run_at is None:
+        return "as scheduled"
+    return f"at {job.next_run_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
 def describe(job: Job) -> str:
     where = job.conversation.channel + (f":{job.conversation.room}" if job.conversation.room else "")
     origin = " (from the flow file)" if job.source is JobSource.FLOW else ""
@@ -77,7 +84,8 @@ async def remind_command(ctx: CommandContext) -> str:
         return refusal
     job = await scheduler.jobs.add(kind=JobKind.REMINDER, timing=timing, conversation=ctx.event.conversation,
                                    sender=ctx.event.sender, person_id=ctx.person.id, text=what)
-    return f"OK, I'll remind you {timing.describe() if how == 'every' else _when(job)}: {what} (job `{job.id}`)"
+    when = timing.describe() if how == "every" else _at(job)
+    return f"OK, I'll remind you {when}: {what} (job `{job.id}`)"
 
 
 @command("schedule", summary="Run a flow on a schedule here; list, pause, resume or remove jobs",

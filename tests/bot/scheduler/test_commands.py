@@ -75,7 +75,7 @@ async def test_a_reminder_arrives_in_the_conversation_it_was_asked_in(app: App) 
     tester = chat(app)
     before = len(tester.proactive)
     answer = await say(app, "mia", "/sb remind me in 1s to stretch")
-    assert answer.startswith("OK, I'll remind you next ") and answer.endswith(f": stretch (job `{job_id_of(answer)}`)")
+    assert answer.startswith("OK, I'll remind you at ") and answer.endswith(f": stretch (job `{job_id_of(answer)}`)")
     (reminder,) = (await tester.wait_proactive(before + 1))[before:]
     assert reminder.conversation == ConversationRef("web", "dm-mia") and reminder.text == "⏰ Reminder for mia: stretch"
     job = await app.services.scheduler.jobs.get(job_id_of(answer))
