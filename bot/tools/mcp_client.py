@@ -48,6 +48,9 @@ class MCPConnection:
         self.last_error = ""
         self._ready = asyncio.Event()
         self._broken = asyncio.Event()
+        # Set when the current connection ends, so calls in flight on it fail at once instead of
+        # waiting out their read timeout (a killed stdio server never answers them).
+        self._lost = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._registered: list[str] = []
@@ -59,8 +62,10 @@ class MCPConnection:
             await asyncio.wait_for(self._ready.wait(), wait)
             return True
         except TimeoutError:
-            log.error("MCP server not reachable yet; retrying in the background",
-                      extra={"server": self.name, "error": self.last_error})
+            log.error(
+                "MCP server not reachable yet; retrying in the background",
+                extra={"server": self.name, "error": self.last_error},
+            )
             return False
 
     async def aclose(self) -> None:
@@ -82,8 +87,12 @@ class MCPConnection:
             from mcp import StdioServerParameters
             from mcp.client.stdio import get_default_environment, stdio_client
 
-            params = StdioServerParameters(command=settings.command, args=settings.args,
-                                           env={**get_default_environment(), **settings.env}, cwd=settings.cwd)
+            params = StdioServerParameters(
+                command=settings.command,
+                args=settings.args,
+                env={**get_default_environment(), **settings.env},
+                cwd=settings.cwd,
+            )
             with open(os.devnull, "w") as errlog:  # noqa: ASYNC230 -- opened once per connection
                 async with stdio_client(params, errlog=errlog) as (read, write):
                     yield read, write
@@ -93,8 +102,10 @@ class MCPConnection:
 
             assert settings.url is not None
             timeout = httpx.Timeout(settings.timeout, read=max(settings.timeout, 300.0))
-            async with (httpx.AsyncClient(headers=settings.headers, timeout=timeout) as client,
-                        streamable_http_client(settings.url, http_client=client) as (read, write, _)):
+            async with (
+                httpx.AsyncClient(headers=settings.headers, timeout=timeout) as client,
+                streamable_http_client(settings.url, http_client=client) as (read, write, _),
+            ):
                 yield read, write
 
     async def _supervise(self) -> None:
@@ -103,6 +114,7 @@ class MCPConnection:
         delay = 0.2
         while not self._closing:
             self._broken.clear()
+            self._lost = asyncio.Event()
             try:
                 async with self._transport() as (read, write), ClientSession(read, write) as session:
                     await asyncio.wait_for(session.initialize(), self.settings.timeout)
@@ -112,8 +124,10 @@ class MCPConnection:
                     self.connects += 1
                     self._ready.set()
                     delay = 0.2
-                    log.info("MCP server connected", extra={"server": self.name, "tools": len(listed.tools),
-                                                             "connects": self.connects})
+                    log.info(
+                        "MCP server connected",
+                        extra={"server": self.name, "tools": len(listed.tools), "connects": self.connects},
+                    )
                     await self._watch(session)
             except asyncio.CancelledError:
                 raise
@@ -123,6 +137,7 @@ class MCPConnection:
             finally:
                 self.session = None
                 self._ready.clear()
+                self._lost.set()
             if self._closing:
                 break
             await asyncio.sleep(delay)
@@ -156,19 +171,30 @@ class MCPConnection:
         def validate(arguments: dict[str, Any]) -> dict[str, Any]:
             problems = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
             if problems:
-                raise ValueError("; ".join(
-                    f"{'.'.join(str(p) for p in e.path) or 'arguments'}: {e.message}" for e in problems[:5]))
+                raise ValueError(
+                    "; ".join(f"{'.'.join(str(p) for p in e.path) or 'arguments'}: {e.message}" for e in problems[:5])
+                )
             return arguments
 
         async def call(arguments: dict[str, Any], ctx: ToolContext) -> Any:
             return await self.call(remote, arguments)
 
         name = tool_name(self.name, remote)
-        self.registry.add(Tool(
-            name=name, description=(listed.description or remote).strip(), parameters=schema, call=call,
-            validate=validate, role=self.settings.role, approval=self.settings.approval,
-            timeout=self.settings.timeout, source=f"mcp:{self.name}", meta={"server": self.name, "remote": remote},
-        ), replace=True)
+        self.registry.add(
+            Tool(
+                name=name,
+                description=(listed.description or remote).strip(),
+                parameters=schema,
+                call=call,
+                validate=validate,
+                role=self.settings.role,
+                approval=self.settings.approval,
+                timeout=self.settings.timeout,
+                source=f"mcp:{self.name}",
+                meta={"server": self.name, "remote": remote},
+            ),
+            replace=True,
+        )
         return name
 
     # ------------------------------------------------------------------ calls
@@ -178,9 +204,12 @@ class MCPConnection:
 
         for attempt in (1, 2):
             session = await self._session(self.settings.timeout)
+            lost = self._lost
             try:
-                result = await session.call_tool(remote, arguments,
-                                                 read_timeout_seconds=timedelta(seconds=self.settings.timeout))
+                result = await _unless_lost(
+                    session.call_tool(remote, arguments, read_timeout_seconds=timedelta(seconds=self.settings.timeout)),
+                    lost,
+                )
             except McpError as exc:
                 if exc.error.code not in _LOST_SESSION or attempt == 2:
                     # The server answered with an error: the call must not be repeated.
@@ -237,11 +266,33 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-async def connect_servers(servers: dict[str, MCPServerSettings], registry: ToolRegistry,
-                          *, wait: float = 15.0) -> list[MCPConnection]:
+async def connect_servers(
+    servers: dict[str, MCPServerSettings], registry: ToolRegistry, *, wait: float = 15.0
+) -> list[MCPConnection]:
     """Connect every configured server concurrently; failures keep retrying in the background."""
     connections = [MCPConnection(name, settings, registry) for name, settings in servers.items()]
     await asyncio.gather(*(c.start(wait) for c in connections))
     for connection in connections:
         registry.add_closer(connection.aclose)
     return connections
+
+
+class ConnectionLost(ConnectionError):
+    pass
+
+
+async def _unless_lost(call: Any, lost: asyncio.Event) -> Any:
+    """Await `call`, but fail with ConnectionLost as soon as its connection ends."""
+    call_task = asyncio.ensure_future(call)
+    lost_task = asyncio.ensure_future(lost.wait())
+    try:
+        done, _ = await asyncio.wait({call_task, lost_task}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        call_task.cancel()
+        raise
+    finally:
+        lost_task.cancel()
+    if call_task in done:
+        return call_task.result()
+    call_task.cancel()
+    raise ConnectionLost("the connection to the MCP server ended during the call")
