@@ -13,10 +13,14 @@ Guarantees callers can rely on, whatever the transport:
 from __future__ import annotations
 
 import abc
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.events import Event, Reply
+
+log = logging.getLogger("switchboard.bus")
 
 EventHandler = Callable[[Event], Awaitable[None]]
 
@@ -29,6 +33,30 @@ class BusStats:
     duplicates: int = 0
     failed: int = 0
     dead_lettered: int = 0
+
+
+async def handle_with_retries(
+    handler: EventHandler, event: Event, *, max_attempts: int, retry_delay: float, stats: BusStats
+) -> str:
+    """Run `handler` on `event`, retrying in-process with a growing delay; the last error, or "" on success.
+
+    Shared by every bus so a failing handler is retried, counted and logged the same way everywhere;
+    what happens after the last failure (dead-letter, redelivery) is the bus's own business.
+    """
+    error = ""
+    for attempt in range(1, max_attempts + 1):
+        try:
+            await handler(event)
+            return ""
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            stats.failed += 1
+            log.exception("event handler failed", extra={"event_id": event.id, "attempt": attempt})
+            if attempt < max_attempts:
+                await asyncio.sleep(retry_delay * attempt)
+    return error
 
 
 class EventJournal(abc.ABC):

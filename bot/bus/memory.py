@@ -13,7 +13,7 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 
-from bot.bus.base import Bus, BusStats, EventHandler, EventJournal
+from bot.bus.base import Bus, BusStats, EventHandler, EventJournal, handle_with_retries
 from bot.events import Event, Reply
 
 log = logging.getLogger("switchboard.bus")
@@ -156,19 +156,10 @@ class MemoryBus(Bus):
 
     async def _handle(self, event: Event) -> None:
         assert self._handler is not None
-        error = ""
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                await self._handler(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                self._stats.failed += 1
-                log.exception("event handler failed", extra={"event_id": event.id, "attempt": attempt})
-                if attempt < self._max_attempts:
-                    await asyncio.sleep(self._retry_delay * attempt)
-                continue
+        error = await handle_with_retries(
+            self._handler, event, max_attempts=self._max_attempts, retry_delay=self._retry_delay, stats=self._stats
+        )
+        if not error:
             self._stats.handled += 1
             if self._journal is not None:
                 await self._journal.complete(event.id)

@@ -67,7 +67,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from bot.bus.base import Bus, BusStats, EventHandler, EventJournal
+from bot.bus.base import Bus, BusStats, EventHandler, EventJournal, handle_with_retries
 from bot.bus.memory import BusClosed
 from bot.events import Event, Reply
 
@@ -608,20 +608,9 @@ class RedisBus(Bus):
     async def _run(self, event: Event) -> str:
         """Run the handler with in-process retries; the last error, or '' on success."""
         assert self._handler is not None
-        error = ""
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                await self._handler(event)
-                return ""
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                self._stats.failed += 1
-                log.exception("event handler failed", extra={"event_id": event.id, "attempt": attempt})
-                if attempt < self._max_attempts:
-                    await asyncio.sleep(self._retry_delay * attempt)
-        return error
+        return await handle_with_retries(
+            self._handler, event, max_attempts=self._max_attempts, retry_delay=self._retry_delay, stats=self._stats
+        )
 
     async def _dead_letter(
         self, partition: int, entry_id: str, event_id: str, payload: str, error: str, deliveries: int
