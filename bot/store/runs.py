@@ -7,7 +7,6 @@ one round trip), so after a crash the run resumes at exactly the node after the 
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -169,25 +168,6 @@ def _run_from_text(values: list[str | None]) -> RunRecord:
 
 _OPEN = (RunStatus.RUNNING, RunStatus.WAITING, RunStatus.INTERRUPTED)
 
-_RECORD_STEP = """
-WITH step AS (
-    INSERT INTO run_steps (run_id, seq, node_id, kind, status, attempts, inputs, outputs, error, started_at,
-                           duration_ms, tokens_in, tokens_out, cost)
-    VALUES (%(run_id)s, %(seq)s, %(node_id)s, %(kind)s, %(step_status)s, %(attempts)s, %(inputs)s, %(outputs)s,
-            %(step_error)s, %(started_at)s, %(duration_ms)s, %(tokens_in)s, %(tokens_out)s, %(cost)s)
-)
-INSERT INTO runs (id, flow, event_id, conversation, person_id, status, next_node, state, steps, tokens_in,
-                  tokens_out, cost, error, finished_at)
-VALUES (%(run_id)s, %(flow)s, %(event_id)s, %(conversation)s, %(person_id)s, %(status)s, %(next_node)s, %(state)s,
-        %(seq)s, %(tokens_in)s, %(tokens_out)s, %(cost)s, %(error)s, CASE WHEN %(finished)s THEN now() END)
-ON CONFLICT (id) DO UPDATE SET
-    status = EXCLUDED.status, next_node = EXCLUDED.next_node, state = EXCLUDED.state, steps = EXCLUDED.steps,
-    tokens_in = runs.tokens_in + EXCLUDED.tokens_in, tokens_out = runs.tokens_out + EXCLUDED.tokens_out,
-    cost = runs.cost + EXCLUDED.cost, error = coalesce(EXCLUDED.error, runs.error), updated_at = now(),
-    finished_at = EXCLUDED.finished_at
-"""
-
-
 _MAX_STEP_BATCH = 500
 
 _STEP_KEYS = (
@@ -331,27 +311,26 @@ class RunStore:
         while self._pending_steps:
             batch, self._pending_steps = self._pending_steps[:_MAX_STEP_BATCH], self._pending_steps[_MAX_STEP_BATCH:]
             try:
-                async with self._pool.connection() as conn:
-                    if len(batch) == 1:
-                        await conn.execute(_RECORD_STEP, batch[0][0])
-                    else:
-                        await conn.execute(_RECORD_STEPS, {k: [p[k] for p, _ in batch] for k in _STEP_KEYS})
-            except Exception:
+                await self._insert_steps([params for params, _ in batch])
+            except Exception as exc:
                 if len(batch) == 1:
-                    _settle(batch[0][1], sys.exc_info()[1])
+                    _settle(batch[0][1], exc)
                     continue
                 # One bad step must not fail its neighbours: write them one by one.
                 for params, future in batch:
                     try:
-                        async with self._pool.connection() as conn:
-                            await conn.execute(_RECORD_STEP, params)
-                    except Exception as exc:
-                        _settle(future, exc)
+                        await self._insert_steps([params])
+                    except Exception as one:
+                        _settle(future, one)
                     else:
                         _settle(future, None)
                 continue
             for _, future in batch:
                 _settle(future, None)
+
+    async def _insert_steps(self, rows: list[dict[str, Any]]) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(_RECORD_STEPS, {key: [row[key] for row in rows] for key in _STEP_KEYS})
 
     async def finish(self, run_id: str, status: RunStatus, *, error: str | None = None) -> None:
         async with self._pool.connection() as conn:
@@ -408,18 +387,6 @@ class RunStore:
         assert row is not None
         person = (int(row[0][0]), row[0][1], row[0][2]) if row[0] else None
         return Triage(person, _run_from_text(row[1]) if row[1] else None, _run_from_text(row[2]) if row[2] else None)
-
-    async def waiting_in(self, conversation: str) -> RunRecord | None:
-        """The newest run of a conversation parked on the person's answer (ask / approval)."""
-        async with self._pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE conversation = %s AND status = 'waiting' "
-                    "ORDER BY updated_at DESC LIMIT 1",
-                    (conversation,),
-                )
-            ).fetchone()
-            return _run(row) if row else None
 
     async def recent(self, limit: int = 20, *, conversation: str | None = None) -> list[RunRecord]:
         async with self._pool.connection() as conn:
